@@ -1,0 +1,178 @@
+//! Configuration: one TOML file, overridden key by key from `PORTCULLIS_*` environment
+//! variables, turned into typed values once at startup.
+//!
+//! Loading runs in four steps, and every step names the key it complains about:
+//! 1. parse the file as TOML;
+//! 2. apply environment overrides (`env.rs`), typed after the defaults in `raw.rs`;
+//! 3. deserialize into the raw structs, collecting every unknown key (typos are errors);
+//! 4. validate (`validate.rs`): parse durations, addresses and URLs, collecting every problem.
+//!
+//! The inside of the gateway only ever sees the typed [`Config`].
+
+mod env;
+mod problem;
+mod raw;
+mod validate;
+
+pub use env::PREFIX as ENV_PREFIX;
+pub use problem::{ConfigError, Problem};
+pub use raw::RawConfig;
+
+use http::uri::{Authority, Scheme};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    pub log: LogConfig,
+    /// In file order; the route table sorts them for matching.
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Health, readiness (and later metrics) listen here, away from user traffic.
+    pub admin_listen: SocketAddr,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    pub shutdown_timeout: Duration,
+    /// A client must send its complete request head within this time (slowloris guard).
+    pub header_read_timeout: Duration,
+    /// Keep and extend incoming `X-Forwarded-*` headers (behind a trusted load balancer)
+    /// instead of replacing them.
+    pub trust_forwarded_headers: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub connect_timeout: Duration,
+    /// Time from sending the request to receiving the upstream's response headers.
+    pub response_timeout: Duration,
+    /// Longest silence allowed inside a streaming request or response body.
+    pub idle_timeout: Duration,
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle_per_host: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// A `tracing` filter directive, e.g. `info` or `portcullis=debug,hyper=info`.
+    pub level: String,
+    pub format: LogFormat,
+    pub access_log: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// Starts with `/`. Matches at segment boundaries: `/api` matches `/api` and
+    /// `/api/x` but not `/apix`; `/api/` matches only below `/api/`.
+    pub prefix: String,
+    pub upstream: UpstreamTarget,
+    /// Remove the prefix before forwarding (`/api/users` → `/users`).
+    pub strip_prefix: bool,
+    /// Send the client's `Host` upstream instead of the upstream's own authority.
+    pub preserve_host: bool,
+}
+
+/// Where a route forwards to: `http://host:port` plus an optional base path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTarget {
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// Prepended to the forwarded path; empty or starting with `/`, never ending with `/`.
+    pub base_path: String,
+}
+
+impl Config {
+    /// Reads `path` and applies overrides from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::from_sources(&text, path, std::env::vars())
+    }
+
+    /// The whole loading pipeline with the environment passed in, so tests can use a map.
+    pub fn from_sources(
+        text: &str,
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut doc: toml::Table = toml::from_str(text).map_err(|err| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: err.to_string().trim_end().to_owned(),
+        })?;
+        let mut problems = Vec::new();
+        let origins = env::apply(&mut doc, &env_defaults(), env, &mut problems);
+
+        let raw = deserialize(doc, &mut problems);
+        let config = raw.and_then(|raw| validate::validate(&raw, &mut problems));
+        for problem in &mut problems {
+            if problem.env_var.is_none() {
+                problem.env_var = origins.get(&problem.key).cloned();
+            }
+        }
+        match config {
+            Some(config) if problems.is_empty() => Ok(config),
+            _ => Err(ConfigError::Invalid(problems)),
+        }
+    }
+}
+
+/// The defaults as a TOML table, with one default route so that env overrides of
+/// route keys are typed too.
+fn env_defaults() -> toml::Table {
+    let raw = RawConfig { routes: vec![Default::default()], ..Default::default() };
+    toml::Table::try_from(raw).expect("defaults serialize to TOML")
+}
+
+/// Deserializes the merged document, reporting every unknown key, and the first
+/// value of the wrong type (serde stops there).
+fn deserialize(doc: toml::Table, problems: &mut Vec<Problem>) -> Option<RawConfig> {
+    let mut unknown = Vec::new();
+    let mut track = serde_path_to_error::Track::new();
+    let result = serde_ignored::deserialize(
+        serde_path_to_error::Deserializer::new(doc, &mut track),
+        |path| unknown.push(ignored_key(&path)),
+    );
+    problems.extend(unknown.into_iter().map(|key| Problem::new(key, "unknown key")));
+    match result {
+        Ok(raw) => Some(raw),
+        Err(err) => {
+            problems.push(Problem::new(track.path().to_string(), err.to_string()));
+            None
+        }
+    }
+}
+
+/// serde_ignored's path (`route.0.upstrem`) in the form problems use (`route[0].upstrem`).
+fn ignored_key(path: &serde_ignored::Path<'_>) -> String {
+    let mut segments = Vec::new();
+    let mut at = path;
+    loop {
+        match at {
+            serde_ignored::Path::Root => break,
+            serde_ignored::Path::Seq { parent, index } => {
+                segments.push(index.to_string());
+                at = parent;
+            }
+            serde_ignored::Path::Map { parent, key } => {
+                segments.push(key.clone());
+                at = parent;
+            }
+            serde_ignored::Path::Some { parent }
+            | serde_ignored::Path::NewtypeStruct { parent }
+            | serde_ignored::Path::NewtypeVariant { parent } => at = parent,
+        }
+    }
+    segments.reverse();
+    env::key_path(&segments)
+}

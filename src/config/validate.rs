@@ -1,0 +1,171 @@
+//! Raw strings to typed values. Every check runs, so one `portcullis check` lists
+//! every mistake; each problem names the key and quotes the bad value.
+
+use super::raw::{RawConfig, RawRoute};
+use super::{
+    Config, LogConfig, LogFormat, Problem, RouteConfig, ServerConfig, UpstreamConfig,
+    UpstreamTarget,
+};
+use http::Uri;
+use http::uri::Scheme;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Returns the typed config, or `None` with `problems` filled in.
+pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> {
+    let before = problems.len();
+    let mut check = Checker { problems };
+
+    let server = ServerConfig {
+        listen: check.socket_addr("server.listen", &raw.server.listen),
+        admin_listen: check.socket_addr("server.admin_listen", &raw.server.admin_listen),
+        shutdown_timeout: check.duration("server.shutdown_timeout", &raw.server.shutdown_timeout, true),
+        header_read_timeout: check.duration(
+            "server.header_read_timeout",
+            &raw.server.header_read_timeout,
+            false,
+        ),
+        trust_forwarded_headers: raw.server.trust_forwarded_headers,
+    };
+    if server.listen == server.admin_listen && server.listen.port() != 0 {
+        check.fail("server.admin_listen", format!("{} is also server.listen", server.admin_listen));
+    }
+
+    let upstream = UpstreamConfig {
+        connect_timeout: check.duration("upstream.connect_timeout", &raw.upstream.connect_timeout, false),
+        response_timeout: check.duration("upstream.response_timeout", &raw.upstream.response_timeout, false),
+        idle_timeout: check.duration("upstream.idle_timeout", &raw.upstream.idle_timeout, false),
+        pool_idle_timeout: check.duration("upstream.pool_idle_timeout", &raw.upstream.pool_idle_timeout, false),
+        pool_max_idle_per_host: raw.upstream.pool_max_idle_per_host as usize,
+    };
+
+    let log = LogConfig {
+        level: check.log_level("log.level", &raw.log.level),
+        format: match raw.log.format.as_str() {
+            "json" => LogFormat::Json,
+            "text" => LogFormat::Text,
+            other => {
+                check.fail("log.format", format!("{other:?} is not a log format (use \"json\" or \"text\")"));
+                LogFormat::Json
+            }
+        },
+        access_log: raw.log.access_log,
+    };
+
+    if raw.routes.is_empty() {
+        check.fail("route", "no [[route]] is defined: add at least one (prefix = \"/\", upstream = \"http://...\")");
+    }
+    let routes: Vec<RouteConfig> =
+        raw.routes.iter().enumerate().map(|(i, route)| check.route(i, route)).collect();
+    for (i, route) in routes.iter().enumerate() {
+        if let Some(first) = routes[..i].iter().position(|r| r.prefix == route.prefix) {
+            check.fail(
+                format!("route[{i}].prefix"),
+                format!("{:?} is already the prefix of route[{first}]", route.prefix),
+            );
+        }
+    }
+
+    (problems.len() == before).then_some(Config { server, upstream, log, routes })
+}
+
+struct Checker<'a> {
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn fail(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem::new(key, message));
+    }
+
+    fn socket_addr(&mut self, key: &str, value: &str) -> SocketAddr {
+        value.parse().unwrap_or_else(|_| {
+            self.fail(key, format!("{value:?} is not an address (expected IP:PORT, e.g. 0.0.0.0:8080)"));
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        })
+    }
+
+    fn duration(&mut self, key: &str, value: &str, zero_ok: bool) -> Duration {
+        match humantime::parse_duration(value) {
+            Ok(d) if d.is_zero() && !zero_ok => {
+                self.fail(key, format!("{value:?} must be longer than zero"));
+                Duration::ZERO
+            }
+            Ok(d) => d,
+            Err(_) => {
+                self.fail(key, format!("{value:?} is not a duration (e.g. \"500ms\", \"30s\", \"5m\")"));
+                Duration::ZERO
+            }
+        }
+    }
+
+    fn log_level(&mut self, key: &str, value: &str) -> String {
+        if let Err(err) = tracing_subscriber::EnvFilter::builder().parse(value) {
+            self.fail(key, format!("{value:?} is not a log filter ({err}); e.g. \"info\" or \"portcullis=debug\""));
+        }
+        value.to_owned()
+    }
+
+    fn route(&mut self, index: usize, raw: &RawRoute) -> RouteConfig {
+        let key = |field: &str| format!("route[{index}].{field}");
+        if raw.prefix.is_empty() {
+            self.fail(key("prefix"), "is required (e.g. \"/\" or \"/api/\")");
+        } else if !raw.prefix.starts_with('/') {
+            self.fail(key("prefix"), format!("{:?} must start with \"/\"", raw.prefix));
+        } else if raw.prefix.contains(['?', '#']) || raw.prefix.contains("//") {
+            self.fail(key("prefix"), format!("{:?} must be a plain path (no ?, # or //)", raw.prefix));
+        }
+        let upstream = self.upstream(&key("upstream"), &raw.upstream);
+        RouteConfig {
+            prefix: raw.prefix.clone(),
+            upstream,
+            strip_prefix: raw.strip_prefix,
+            preserve_host: raw.preserve_host,
+        }
+    }
+
+    fn upstream(&mut self, key: &str, value: &str) -> UpstreamTarget {
+        let placeholder = UpstreamTarget {
+            scheme: Scheme::HTTP,
+            authority: http::uri::Authority::from_static("invalid"),
+            base_path: String::new(),
+        };
+        if value.is_empty() {
+            self.fail(key, "is required (e.g. \"http://127.0.0.1:3000\")");
+            return placeholder;
+        }
+        let uri: Uri = match value.parse() {
+            Ok(uri) => uri,
+            Err(_) => {
+                self.fail(key, format!("{value:?} is not a URL (e.g. \"http://127.0.0.1:3000\")"));
+                return placeholder;
+            }
+        };
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            self.fail(key, format!("{value:?} needs a scheme and host (e.g. \"http://127.0.0.1:3000\")"));
+            return placeholder;
+        };
+        if *scheme != Scheme::HTTP {
+            let why = if *scheme == Scheme::HTTPS {
+                "https upstreams are not supported yet: use http (sidecar or cluster-internal)"
+            } else {
+                "the scheme must be http"
+            };
+            self.fail(key, format!("{value:?}: {why}"));
+            return placeholder;
+        }
+        if authority.as_str().contains('@') {
+            self.fail(key, format!("{value:?} must not carry credentials"));
+            return placeholder;
+        }
+        if uri.query().is_some() {
+            self.fail(key, format!("{value:?} must not have a query string"));
+            return placeholder;
+        }
+        UpstreamTarget {
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+            base_path: uri.path().trim_end_matches('/').to_owned(),
+        }
+    }
+}

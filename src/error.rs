@@ -1,0 +1,99 @@
+//! One error type for everything a request can run into, tagged with whose fault it
+//! was, so logs and metrics can tell "upstream down" from "bad request" from "our bug".
+//! `respond.rs` is the one place that turns these into responses.
+
+use http::StatusCode;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Whose side an error came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorSource {
+    /// The request itself is wrong or not allowed.
+    Client,
+    /// The application behind the gateway failed or was unreachable.
+    Upstream,
+    /// A defect or resource problem in the gateway.
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("no route matches the request path")]
+    NoRoute,
+    #[error("client sent no request body data for {0:?}")]
+    ClientBodyTimeout(std::time::Duration),
+    #[error("upstream connection failed")]
+    UpstreamUnreachable(#[source] BoxError),
+    #[error("upstream did not answer within {0:?}")]
+    UpstreamTimeout(std::time::Duration),
+    #[error("upstream request failed")]
+    UpstreamFailed(#[source] BoxError),
+    #[error("upstream refused the protocol upgrade")]
+    UpgradeFailed(#[source] BoxError),
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+impl GatewayError {
+    pub fn source_kind(&self) -> ErrorSource {
+        match self {
+            GatewayError::NoRoute | GatewayError::ClientBodyTimeout(_) => ErrorSource::Client,
+            GatewayError::UpstreamUnreachable(_)
+            | GatewayError::UpstreamTimeout(_)
+            | GatewayError::UpstreamFailed(_)
+            | GatewayError::UpgradeFailed(_) => ErrorSource::Upstream,
+            GatewayError::Internal(_) => ErrorSource::Internal,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::NoRoute => StatusCode::NOT_FOUND,
+            GatewayError::ClientBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            GatewayError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::UpstreamUnreachable(_)
+            | GatewayError::UpstreamFailed(_)
+            | GatewayError::UpgradeFailed(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A stable machine-readable code for the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::NoRoute => "not_found",
+            GatewayError::ClientBodyTimeout(_) => "request_timeout",
+            GatewayError::UpstreamUnreachable(_) => "upstream_unreachable",
+            GatewayError::UpstreamTimeout(_) => "upstream_timeout",
+            GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => "bad_gateway",
+            GatewayError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// What the client is told: generic, never the underlying detail.
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            GatewayError::NoRoute => "Nothing is served at this path.",
+            GatewayError::ClientBodyTimeout(_) => "The request body stopped arriving.",
+            GatewayError::UpstreamUnreachable(_) => "The application is not reachable right now. Please try again shortly.",
+            GatewayError::UpstreamTimeout(_) => "The application took too long to answer. Please try again shortly.",
+            GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => {
+                "The application returned an invalid response."
+            }
+            GatewayError::Internal(_) => "Something went wrong in the gateway.",
+        }
+    }
+
+    /// The full cause chain, for the log line.
+    pub fn detail(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(err) = cause {
+            out.push_str(": ");
+            out.push_str(&err.to_string());
+            cause = err.source();
+        }
+        out
+    }
+}

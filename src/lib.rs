@@ -1,0 +1,25 @@
+//! Portcullis: an OAuth2/OIDC backend-for-frontend gateway. It sits in front of a
+//! single-page app and its APIs as a reverse proxy, so the browser never holds a token.
+//!
+//! Map of the crate:
+//! - [`config`]: the TOML file and `PORTCULLIS_*` overrides, validated into typed values.
+//! - [`server`]: listeners, HTTP/1.1 + HTTP/2, graceful shutdown.
+//! - `gateway`: the per-request handler (request id, routing, errors, access log).
+//! - [`proxy`]: forwarding upstream with streaming bodies, header rules, WebSockets.
+//! - [`respond`] and [`error`]: the one place errors become responses.
+//! - [`admin`]: `/healthz` and `/readyz` on their own listener.
+//! - [`demo`]: the built-in demo application behind `portcullis demo`.
+
+pub mod admin;
+pub mod config;
+pub mod demo;
+pub mod error;
+mod gateway;
+pub mod proxy;
+pub mod request_id;
+pub mod respond;
+pub mod server;
+pub mod telemetry;
+
+pub use config::Config;
+pub use server::{Portcullis, StartError};

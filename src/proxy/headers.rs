@@ -1,0 +1,187 @@
+//! Header rules on the way through the proxy.
+//!
+//! 1. Hop-by-hop headers describe one connection, not the message, so they never cross
+//!    the proxy in either direction (RFC 9110 §7.6.1): `Connection`, every header it
+//!    names, and the fixed list below (`Proxy-*` included so proxy credentials never
+//!    reach an application).
+//! 2. `X-Forwarded-For/-Proto/-Host` tell the upstream who really called. A client can
+//!    send its own, so by default they are replaced; only behind a trusted load balancer
+//!    (`server.trust_forwarded_headers`) are incoming values kept and extended. The
+//!    standard `Forwarded` header follows the same rule.
+
+use http::header::{CONNECTION, FORWARDED, HeaderName, HeaderValue, TE, TRANSFER_ENCODING, UPGRADE};
+use http::HeaderMap;
+use std::net::IpAddr;
+
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+static FIXED_HOP_BY_HOP: [HeaderName; 8] = [
+    CONNECTION,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    TE,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    HeaderName::from_static("proxy-authorization"),
+    HeaderName::from_static("proxy-authenticate"),
+];
+
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &FIXED_HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// The protocol a client asks to switch to (`Connection: upgrade` + `Upgrade: x`).
+pub fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    if asks { headers.get(UPGRADE).cloned() } else { None }
+}
+
+/// Puts back the two headers an upgrade needs after hop-by-hop removal.
+pub fn set_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(UPGRADE, protocol);
+}
+
+/// Who called, as the upstream should see it.
+pub struct ClientFacts<'a> {
+    pub ip: IpAddr,
+    /// The `Host` (or HTTP/2 `:authority`) the client addressed.
+    pub host: Option<&'a HeaderValue>,
+    pub proto: &'static str,
+}
+
+pub fn set_forwarded(headers: &mut HeaderMap, client: &ClientFacts<'_>, trust_incoming: bool) {
+    let ip = HeaderValue::from_str(&client.ip.to_string()).expect("an IP is a valid header value");
+    let chain = trust_incoming.then(|| joined(headers, &X_FORWARDED_FOR)).flatten();
+    let xff = match chain {
+        Some(mut chain) => {
+            chain.push_str(", ");
+            chain.push_str(ip.to_str().unwrap_or_default());
+            HeaderValue::from_str(&chain).unwrap_or(ip)
+        }
+        None => ip,
+    };
+    headers.insert(X_FORWARDED_FOR.clone(), xff);
+
+    if !(trust_incoming && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(client.proto));
+    }
+    if !(trust_incoming && headers.contains_key(&X_FORWARDED_HOST)) {
+        match client.host {
+            Some(host) => headers.insert(X_FORWARDED_HOST.clone(), host.clone()),
+            None => headers.remove(&X_FORWARDED_HOST),
+        };
+    }
+    if !trust_incoming {
+        headers.remove(FORWARDED);
+    }
+}
+
+/// All values of a header joined with ", ", or None when absent or not text.
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let mut out = String::new();
+    for value in headers.get_all(name) {
+        let text = value.to_str().ok()?.trim();
+        if text.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        out.push_str(text);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (k, v) in pairs {
+            headers.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn removes_fixed_and_connection_named_headers() {
+        let mut headers = map(&[
+            ("connection", "keep-alive, X-Hop"),
+            ("connection", "x-other"),
+            ("x-hop", "1"),
+            ("x-other", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("proxy-authorization", "Basic x"),
+            ("proxy-connection", "keep-alive"),
+            ("x-end-to-end", "stays"),
+        ]);
+        remove_hop_by_hop(&mut headers);
+        let left: Vec<_> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x-end-to-end"]);
+    }
+
+    #[test]
+    fn upgrade_needs_both_headers() {
+        assert_eq!(
+            requested_upgrade(&map(&[("connection", "keep-alive, Upgrade"), ("upgrade", "websocket")])),
+            Some(HeaderValue::from_static("websocket"))
+        );
+        assert_eq!(requested_upgrade(&map(&[("upgrade", "websocket")])), None);
+        assert_eq!(requested_upgrade(&map(&[("connection", "upgrade")])), None);
+    }
+
+    #[test]
+    fn forwarded_headers_replace_spoofed_values_unless_trusted() {
+        let host = HeaderValue::from_static("app.example.com");
+        let client = ClientFacts { ip: "10.1.2.3".parse().unwrap(), host: Some(&host), proto: "http" };
+        let spoofed = || {
+            map(&[
+                ("x-forwarded-for", "6.6.6.6"),
+                ("x-forwarded-for", "7.7.7.7"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-host", "evil.example"),
+                ("forwarded", "for=6.6.6.6"),
+            ])
+        };
+
+        let mut headers = spoofed();
+        set_forwarded(&mut headers, &client, false);
+        assert_eq!(headers.get_all("x-forwarded-for").iter().collect::<Vec<_>>(), ["10.1.2.3"]);
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(headers["x-forwarded-host"], "app.example.com");
+        assert!(!headers.contains_key("forwarded"));
+
+        let mut headers = spoofed();
+        set_forwarded(&mut headers, &client, true);
+        assert_eq!(headers["x-forwarded-for"], "6.6.6.6, 7.7.7.7, 10.1.2.3");
+        assert_eq!(headers["x-forwarded-proto"], "https");
+        assert_eq!(headers["x-forwarded-host"], "evil.example");
+        assert!(headers.contains_key("forwarded"));
+    }
+}

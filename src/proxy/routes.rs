@@ -1,0 +1,138 @@
+//! Path-prefix routing: the longest matching prefix wins.
+//!
+//! Prefixes match at segment boundaries so `/api` never captures `/apiary`: a prefix
+//! ending in `/` matches everything below it, any other prefix matches itself and
+//! everything below `prefix/`.
+
+use crate::config::{RouteConfig, UpstreamTarget};
+use http::uri::{PathAndQuery, Uri};
+use http::HeaderValue;
+
+#[derive(Debug)]
+pub struct Route {
+    pub prefix: String,
+    pub target: UpstreamTarget,
+    pub strip_prefix: bool,
+    pub preserve_host: bool,
+    /// The upstream's authority as a `Host` value, built once.
+    pub upstream_host: HeaderValue,
+}
+
+impl Route {
+    fn new(config: &RouteConfig) -> Self {
+        Self {
+            prefix: config.prefix.clone(),
+            target: config.upstream.clone(),
+            strip_prefix: config.strip_prefix,
+            preserve_host: config.preserve_host,
+            upstream_host: HeaderValue::from_str(config.upstream.authority.as_str())
+                .expect("an authority is a valid header value"),
+        }
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        path.starts_with(&self.prefix)
+            && (self.prefix.ends_with('/')
+                || path.len() == self.prefix.len()
+                || path.as_bytes()[self.prefix.len()] == b'/')
+    }
+
+    /// The URI to request upstream for a client request to `uri`.
+    pub fn upstream_uri(&self, uri: &Uri) -> Result<Uri, http::Error> {
+        let path = uri.path();
+        let rest = if self.strip_prefix { &path[self.prefix.len()..] } else { path };
+        let query = uri.query();
+        let base = &self.target.base_path;
+
+        let mut target = String::with_capacity(base.len() + rest.len() + 2 + query.map_or(0, str::len));
+        target.push_str(base);
+        if !rest.starts_with('/') {
+            target.push('/');
+        }
+        target.push_str(rest);
+        if let Some(query) = query {
+            target.push('?');
+            target.push_str(query);
+        }
+        Uri::builder()
+            .scheme(self.target.scheme.clone())
+            .authority(self.target.authority.clone())
+            .path_and_query(PathAndQuery::try_from(target)?)
+            .build()
+    }
+}
+
+#[derive(Debug)]
+pub struct RouteTable {
+    /// Longest prefix first, so the first match is the best one.
+    routes: Vec<Route>,
+}
+
+impl RouteTable {
+    pub fn new(configs: &[RouteConfig]) -> Self {
+        let mut routes: Vec<Route> = configs.iter().map(Route::new).collect();
+        routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        Self { routes }
+    }
+
+    pub fn find(&self, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|route| route.matches(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(prefix: &str, upstream: &str, strip_prefix: bool) -> RouteConfig {
+        let uri: Uri = upstream.parse().unwrap();
+        RouteConfig {
+            prefix: prefix.into(),
+            upstream: UpstreamTarget {
+                scheme: uri.scheme().unwrap().clone(),
+                authority: uri.authority().unwrap().clone(),
+                base_path: uri.path().trim_end_matches('/').into(),
+            },
+            strip_prefix,
+            preserve_host: false,
+        }
+    }
+
+    #[test]
+    fn longest_prefix_wins_at_segment_boundaries() {
+        let table = RouteTable::new(&[
+            route("/", "http://spa", false),
+            route("/api/", "http://api", false),
+            route("/api/admin", "http://admin", false),
+            route("/docs", "http://docs", false),
+        ]);
+        let found = |path| table.find(path).map(|r| r.prefix.as_str());
+        assert_eq!(found("/"), Some("/"));
+        assert_eq!(found("/index.html"), Some("/"));
+        assert_eq!(found("/api/users"), Some("/api/"));
+        assert_eq!(found("/api"), Some("/"), "`/api/` does not match `/api`");
+        assert_eq!(found("/api/admin"), Some("/api/admin"));
+        assert_eq!(found("/api/admin/x"), Some("/api/admin"));
+        assert_eq!(found("/api/administrator"), Some("/api/"));
+        assert_eq!(found("/docs"), Some("/docs"));
+        assert_eq!(found("/docsearch"), Some("/"));
+    }
+
+    #[test]
+    fn no_match_without_a_catch_all() {
+        let table = RouteTable::new(&[route("/api/", "http://api", false)]);
+        assert!(table.find("/other").is_none());
+    }
+
+    #[test]
+    fn rewrites_path_with_strip_and_base_path() {
+        let uri: Uri = "/api/users?page=2".parse().unwrap();
+        let keep = Route::new(&route("/api/", "http://127.0.0.1:3000", false));
+        assert_eq!(keep.upstream_uri(&uri).unwrap(), "http://127.0.0.1:3000/api/users?page=2");
+        let strip = Route::new(&route("/api/", "http://127.0.0.1:3000", true));
+        assert_eq!(strip.upstream_uri(&uri).unwrap(), "http://127.0.0.1:3000/users?page=2");
+        let based = Route::new(&route("/api", "http://127.0.0.1:3000/v1/", true));
+        assert_eq!(based.upstream_uri(&uri).unwrap(), "http://127.0.0.1:3000/v1/users?page=2");
+        assert_eq!(based.upstream_uri(&"/api".parse().unwrap()).unwrap(), "http://127.0.0.1:3000/v1/");
+    }
+}

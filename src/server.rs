@@ -1,0 +1,141 @@
+//! Listeners and the connection lifecycle: accept, serve HTTP/1.1 or HTTP/2 on the
+//! same port, and shut down gracefully.
+//!
+//! Shutdown, in order: stop accepting → `/readyz` turns 503 → every connection is asked
+//! to finish (keep-alive connections close after their current request) → wait up to
+//! `server.shutdown_timeout` for in-flight requests → cut what is left, tunnels
+//! included.
+
+use crate::admin::{self, Readiness};
+use crate::config::Config;
+use crate::gateway::Gateway;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {key} = {addr}: {source}")]
+pub struct StartError {
+    pub key: &'static str,
+    pub addr: SocketAddr,
+    pub source: std::io::Error,
+}
+
+/// A gateway with its sockets bound, ready to [`run`](Portcullis::run).
+pub struct Portcullis {
+    config: Config,
+    listener: TcpListener,
+    admin_listener: TcpListener,
+    readiness: Readiness,
+}
+
+impl Portcullis {
+    pub async fn bind(config: Config) -> Result<Self, StartError> {
+        let bind = |key, addr| async move {
+            TcpListener::bind(addr).await.map_err(|source| StartError { key, addr, source })
+        };
+        let listener = bind("server.listen", config.server.listen).await?;
+        let admin_listener = bind("server.admin_listen", config.server.admin_listen).await?;
+        Ok(Self { config, listener, admin_listener, readiness: Readiness::default() })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then drains.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (hard_stop, hard_stop_rx) = watch::channel(false);
+        let gateway = Arc::new(Gateway::new(&self.config, hard_stop_rx));
+        let (admin_stop, admin_stop_rx) = watch::channel(false);
+        let admin_task = tokio::spawn(serve_admin(self.admin_listener, self.readiness.clone(), admin_stop_rx));
+
+        let graceful = GracefulShutdown::new();
+        let builder = http_builder(&self.config);
+        self.readiness.set(true);
+        tracing::info!(
+            listen = %self.listener.local_addr().expect("bound"),
+            routes = self.config.routes.len(),
+            "portcullis is ready"
+        );
+
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(err) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let gateway = gateway.clone();
+            let service = hyper::service::service_fn(move |request| gateway.clone().handle(request, peer));
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+            let connection = graceful.watch(connection);
+            let mut hard_stop = hard_stop.subscribe();
+            tokio::spawn(async move {
+                tokio::select! {
+                    result = connection => if let Err(err) = result {
+                        tracing::debug!(error = %err, "connection ended with an error");
+                    },
+                    _ = hard_stop.wait_for(|stop| *stop) => {}
+                }
+            });
+        }
+
+        drop(self.listener);
+        self.readiness.set(false);
+        let deadline = self.config.server.shutdown_timeout;
+        tracing::info!(connections = graceful.count(), ?deadline, "shutting down: draining in-flight requests");
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("drained: all connections closed"),
+            () = tokio::time::sleep(deadline) => tracing::warn!("drain deadline passed: closing remaining connections"),
+        }
+        let _ = hard_stop.send(true);
+        let _ = admin_stop.send(true);
+        let _ = admin_task.await;
+    }
+
+    /// For embedding and tests: the readiness flag the admin listener reports.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+}
+
+fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.server.header_read_timeout)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Duration::from_secs(30));
+    builder
+}
+
+async fn serve_admin(listener: TcpListener, readiness: Readiness, mut stop: watch::Receiver<bool>) {
+    let app = admin::router(readiness);
+    let stopped = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+        tracing::error!(error = %err, "admin listener failed");
+    }
+}
