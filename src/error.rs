@@ -52,9 +52,9 @@ impl GatewayError {
             GatewayError::NoRoute => StatusCode::NOT_FOUND,
             GatewayError::ClientBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            GatewayError::UpstreamUnreachable(_)
-            | GatewayError::UpstreamFailed(_)
-            | GatewayError::UpgradeFailed(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::UpstreamUnreachable(_) | GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,7 +76,9 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute => "Nothing is served at this path.",
             GatewayError::ClientBodyTimeout(_) => "The request body stopped arriving.",
-            GatewayError::UpstreamUnreachable(_) => "The application is not reachable right now. Please try again shortly.",
+            GatewayError::UpstreamUnreachable(_) => {
+                "The application is not reachable right now. Please try again shortly."
+            }
             GatewayError::UpstreamTimeout(_) => "The application took too long to answer. Please try again shortly.",
             GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => {
                 "The application returned an invalid response."

@@ -112,8 +112,8 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM (Kubernetes, systemd, docker stop).
 async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler installs");
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}

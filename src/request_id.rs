@@ -17,9 +17,7 @@ pub fn for_request(headers: &HeaderMap) -> HeaderValue {
 }
 
 fn is_plausible(id: &[u8]) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_LEN
-        && id.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:+=/".contains(c))
+    !id.is_empty() && id.len() <= MAX_LEN && id.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:+=/".contains(c))
 }
 
 fn generate() -> HeaderValue {

@@ -17,11 +17,7 @@ pub fn wants_html(headers: &HeaderMap) -> bool {
     if headers.get("x-requested-with").is_some() {
         return false;
     }
-    headers
-        .get_all(ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|accept| accept.contains("text/html"))
+    headers.get_all(ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|accept| accept.contains("text/html"))
 }
 
 pub fn error_response(err: &GatewayError, html: bool, request_id: &str) -> Response<ProxyBody> {

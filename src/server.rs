@@ -37,9 +37,8 @@ pub struct Portcullis {
 
 impl Portcullis {
     pub async fn bind(config: Config) -> Result<Self, StartError> {
-        let bind = |key, addr| async move {
-            TcpListener::bind(addr).await.map_err(|source| StartError { key, addr, source })
-        };
+        let bind =
+            |key, addr| async move { TcpListener::bind(addr).await.map_err(|source| StartError { key, addr, source }) };
         let listener = bind("server.listen", config.server.listen).await?;
         let admin_listener = bind("server.admin_listen", config.server.admin_listen).await?;
         Ok(Self { config, listener, admin_listener, readiness: Readiness::default() })
@@ -58,6 +57,7 @@ impl Portcullis {
         let (hard_stop, hard_stop_rx) = watch::channel(false);
         let gateway = Arc::new(Gateway::new(&self.config, hard_stop_rx));
         let (admin_stop, admin_stop_rx) = watch::channel(false);
+        let admin_listener_addr = self.admin_addr();
         let admin_task = tokio::spawn(serve_admin(self.admin_listener, self.readiness.clone(), admin_stop_rx));
 
         let graceful = GracefulShutdown::new();
@@ -65,6 +65,7 @@ impl Portcullis {
         self.readiness.set(true);
         tracing::info!(
             listen = %self.listener.local_addr().expect("bound"),
+            admin_listen = %admin_listener_addr,
             routes = self.config.routes.len(),
             "portcullis is ready"
         );
@@ -121,11 +122,7 @@ impl Portcullis {
 
 fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.server.header_read_timeout)
-        .keep_alive(true);
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(config.server.header_read_timeout).keep_alive(true);
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(Duration::from_secs(30));
     builder
 }

@@ -16,12 +16,7 @@ pub fn init(config: &LogConfig) -> WorkerGuard {
     let filter = EnvFilter::builder().parse_lossy(&config.level);
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     match config.format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
         LogFormat::Text => builder.with_ansi(std::io::stdout().is_terminal()).init(),
     }
     guard

@@ -25,17 +25,14 @@ pub fn apply(
     vars: impl IntoIterator<Item = (String, String)>,
     problems: &mut Vec<Problem>,
 ) -> HashMap<String, String> {
-    let mut overrides: Vec<(String, String)> = vars
-        .into_iter()
-        .filter(|(name, _)| name.starts_with(PREFIX) && name[PREFIX.len()..].contains("__"))
-        .collect();
+    let mut overrides: Vec<(String, String)> =
+        vars.into_iter().filter(|(name, _)| name.starts_with(PREFIX) && name[PREFIX.len()..].contains("__")).collect();
     // Sorted so that ROUTE__0 is applied before ROUTE__1 and appends happen in order.
     overrides.sort();
 
     let mut origins = HashMap::new();
     for (name, value) in overrides {
-        let segments: Vec<String> =
-            name[PREFIX.len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
+        let segments: Vec<String> = name[PREFIX.len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
         let key = key_path(&segments);
         match set(doc, defaults, &segments, &value) {
             Ok(()) => {
@@ -89,8 +86,7 @@ fn set(doc: &mut Table, defaults: &Table, segments: &[String], raw: &str) -> Res
         }
         Value::Array(items) => {
             let (index, rest) = rest.split_first().ok_or("missing index")?;
-            let index: usize =
-                index.parse().map_err(|_| format!("`{index}` is not an index into `{first}`"))?;
+            let index: usize = index.parse().map_err(|_| format!("`{index}` is not an index into `{first}`"))?;
             if index > items.len() {
                 return Err(format!(
                     "index {index} skips entries: `{first}` has {} entries, so the next one is {}",
@@ -129,9 +125,9 @@ fn typed(raw: &str, default: Option<&Value>) -> Result<Value, String> {
             "false" => Value::Boolean(false),
             _ => return Err(format!("expected `true` or `false`, got {raw:?}")),
         },
-        Some(Value::Integer(_)) => Value::Integer(
-            raw.trim().parse().map_err(|_| format!("expected a whole number, got {raw:?}"))?,
-        ),
+        Some(Value::Integer(_)) => {
+            Value::Integer(raw.trim().parse().map_err(|_| format!("expected a whole number, got {raw:?}"))?)
+        }
         Some(Value::Array(_)) => Value::Array(
             raw.split(',')
                 .map(str::trim)

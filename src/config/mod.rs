@@ -95,8 +95,8 @@ pub struct UpstreamTarget {
 impl Config {
     /// Reads `path` and applies overrides from the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Self::from_sources(&text, path, std::env::vars())
     }
 
@@ -139,10 +139,9 @@ fn env_defaults() -> toml::Table {
 fn deserialize(doc: toml::Table, problems: &mut Vec<Problem>) -> Option<RawConfig> {
     let mut unknown = Vec::new();
     let mut track = serde_path_to_error::Track::new();
-    let result = serde_ignored::deserialize(
-        serde_path_to_error::Deserializer::new(doc, &mut track),
-        |path| unknown.push(ignored_key(&path)),
-    );
+    let result = serde_ignored::deserialize(serde_path_to_error::Deserializer::new(doc, &mut track), |path| {
+        unknown.push(ignored_key(&path))
+    });
     problems.extend(unknown.into_iter().map(|key| Problem::new(key, "unknown key")));
     match result {
         Ok(raw) => Some(raw),

@@ -2,10 +2,7 @@
 //! every mistake; each problem names the key and quotes the bad value.
 
 use super::raw::{RawConfig, RawRoute};
-use super::{
-    Config, LogConfig, LogFormat, Problem, RouteConfig, ServerConfig, UpstreamConfig,
-    UpstreamTarget,
-};
+use super::{Config, LogConfig, LogFormat, Problem, RouteConfig, ServerConfig, UpstreamConfig, UpstreamTarget};
 use http::Uri;
 use http::uri::Scheme;
 use std::net::SocketAddr;
@@ -20,11 +17,7 @@ pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> 
         listen: check.socket_addr("server.listen", &raw.server.listen),
         admin_listen: check.socket_addr("server.admin_listen", &raw.server.admin_listen),
         shutdown_timeout: check.duration("server.shutdown_timeout", &raw.server.shutdown_timeout, true),
-        header_read_timeout: check.duration(
-            "server.header_read_timeout",
-            &raw.server.header_read_timeout,
-            false,
-        ),
+        header_read_timeout: check.duration("server.header_read_timeout", &raw.server.header_read_timeout, false),
         trust_forwarded_headers: raw.server.trust_forwarded_headers,
     };
     if server.listen == server.admin_listen && server.listen.port() != 0 {
@@ -55,8 +48,7 @@ pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> 
     if raw.routes.is_empty() {
         check.fail("route", "no [[route]] is defined: add at least one (prefix = \"/\", upstream = \"http://...\")");
     }
-    let routes: Vec<RouteConfig> =
-        raw.routes.iter().enumerate().map(|(i, route)| check.route(i, route)).collect();
+    let routes: Vec<RouteConfig> = raw.routes.iter().enumerate().map(|(i, route)| check.route(i, route)).collect();
     for (i, route) in routes.iter().enumerate() {
         if let Some(first) = routes[..i].iter().position(|r| r.prefix == route.prefix) {
             check.fail(

@@ -9,8 +9,8 @@
 //!    (`server.trust_forwarded_headers`) are incoming values kept and extended. The
 //!    standard `Forwarded` header follows the same rule.
 
-use http::header::{CONNECTION, FORWARDED, HeaderName, HeaderValue, TE, TRANSFER_ENCODING, UPGRADE};
 use http::HeaderMap;
+use http::header::{CONNECTION, FORWARDED, HeaderName, HeaderValue, TE, TRANSFER_ENCODING, UPGRADE};
 use std::net::IpAddr;
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

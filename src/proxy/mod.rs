@@ -60,9 +60,11 @@ impl Proxy {
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
 
         let (mut parts, body) = request.into_parts();
-        let client_host = parts.headers.get(HOST).cloned().or_else(|| {
-            parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
+        let client_host = parts
+            .headers
+            .get(HOST)
+            .cloned()
+            .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
         headers::remove_hop_by_hop(&mut parts.headers);
         if let Some(protocol) = upgrade {
             headers::set_upgrade(&mut parts.headers, protocol);
@@ -75,9 +77,8 @@ impl Proxy {
             _ => route.upstream_host.clone(),
         };
         parts.headers.insert(HOST, host);
-        parts.uri = route
-            .upstream_uri(&parts.uri)
-            .map_err(|_| GatewayError::Internal("could not build the upstream URI"))?;
+        parts.uri =
+            route.upstream_uri(&parts.uri).map_err(|_| GatewayError::Internal("could not build the upstream URI"))?;
         parts.version = Version::HTTP_11;
 
         let upstream_request = Request::from_parts(parts, IdleTimeout::new(body, self.timeouts.idle_timeout));

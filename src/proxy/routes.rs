@@ -5,8 +5,8 @@
 //! everything below `prefix/`.
 
 use crate::config::{RouteConfig, UpstreamTarget};
-use http::uri::{PathAndQuery, Uri};
 use http::HeaderValue;
+use http::uri::{PathAndQuery, Uri};
 
 #[derive(Debug)]
 pub struct Route {

@@ -6,12 +6,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
-pub fn tunnel(
-    client: OnUpgrade,
-    upstream: OnUpgrade,
-    request_id: String,
-    mut hard_stop: watch::Receiver<bool>,
-) {
+pub fn tunnel(client: OnUpgrade, upstream: OnUpgrade, request_id: String, mut hard_stop: watch::Receiver<bool>) {
     tokio::spawn(async move {
         let (client, upstream) = match tokio::try_join!(client, upstream) {
             Ok(pair) => pair,

@@ -1,0 +1,89 @@
+//! Upstream applications for tests: real HTTP servers on loopback port 0.
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+
+pub type UpstreamBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+pub fn full(data: impl Into<Bytes>) -> UpstreamBody {
+    Full::new(data.into()).map_err(|never| match never {}).boxed()
+}
+
+/// Serves `handler` on a fresh loopback port until the test process ends.
+pub async fn serve<F, Fut>(handler: F) -> SocketAddr
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<UpstreamBody>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let response = handler(request);
+                    async move { Ok::<_, Infallible>(response.await) }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// Answers every request with JSON describing it: method, URI, version and every
+/// header in order (duplicates kept), so tests can see exactly what was forwarded.
+pub async fn echo() -> SocketAddr {
+    serve(|request: Request<Incoming>| async move {
+        let headers: Vec<(String, String)> = request
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let body = serde_json::json!({
+            "method": request.method().as_str(),
+            "uri": request.uri().to_string(),
+            "version": format!("{:?}", request.version()),
+            "headers": headers,
+        });
+        Response::builder().header("content-type", "application/json").body(full(body.to_string())).unwrap()
+    })
+    .await
+}
+
+/// Accepts connections and never answers.
+pub async fn silent() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    addr
+}
+
+/// All values of header `name` as the echo upstream saw them.
+pub fn seen(echo: &serde_json::Value, name: &str) -> Vec<String> {
+    echo["headers"]
+        .as_array()
+        .expect("echo has headers")
+        .iter()
+        .filter(|pair| pair[0].as_str() == Some(name))
+        .map(|pair| pair[1].as_str().unwrap().to_owned())
+        .collect()
+}

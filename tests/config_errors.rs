@@ -1,0 +1,249 @@
+//! Configuration mistakes are reported all at once, each naming its key (and the
+//! environment variable, when one set it); the example config documents every key.
+
+use portcullis::Config;
+use portcullis::config::{ConfigError, Problem, RawConfig};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+fn load(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    Config::from_sources(toml, Path::new("test.toml"), env)
+}
+
+fn problems(toml: &str, env: &[(&str, &str)]) -> Vec<Problem> {
+    match load(toml, env) {
+        Err(ConfigError::Invalid(problems)) => problems,
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+fn keys(problems: &[Problem]) -> Vec<&str> {
+    problems.iter().map(|p| p.key.as_str()).collect()
+}
+
+const MINIMAL: &str = "[[route]]\nprefix = \"/\"\nupstream = \"http://127.0.0.1:3000\"\n";
+
+#[test]
+fn every_bad_value_is_reported_with_its_key_and_value() {
+    let found = problems(
+        r#"
+[server]
+listen = "nope"
+shutdown_timeout = "5 parsecs"
+[upstream]
+connect_timeout = "0s"
+[log]
+format = "xml"
+level = "info,[[["
+[[route]]
+prefix = "api"
+upstream = "ftp://files.example"
+[[route]]
+prefix = "/"
+upstream = "https://app.example"
+[[route]]
+prefix = "/"
+upstream = "not a url"
+"#,
+        &[],
+    );
+    assert_eq!(
+        keys(&found),
+        [
+            "server.listen",
+            "server.shutdown_timeout",
+            "upstream.connect_timeout",
+            "log.level",
+            "log.format",
+            "route[0].prefix",
+            "route[0].upstream",
+            "route[1].upstream",
+            "route[2].upstream",
+            "route[2].prefix",
+        ]
+    );
+    let text: Vec<String> = found.iter().map(ToString::to_string).collect();
+    assert!(text[0].contains("\"nope\""), "{}", text[0]);
+    assert!(text[1].contains("\"5 parsecs\""), "{}", text[1]);
+    assert!(text[4].contains("\"xml\""), "{}", text[4]);
+    assert!(text[7].contains("https upstreams are not supported yet"), "{}", text[7]);
+    assert!(text[9].contains("already the prefix of route[1]"), "{}", text[9]);
+}
+
+#[test]
+fn unknown_keys_are_errors_and_all_are_listed() {
+    let found = problems(
+        r#"
+[server]
+listne = "0.0.0.0:8080"
+[sever]
+listen = "x"
+[[route]]
+prefix = "/"
+upstream = "http://127.0.0.1:3000"
+upstrem = "http://127.0.0.1:3001"
+"#,
+        &[],
+    );
+    let mut found = keys(&found);
+    found.sort();
+    assert_eq!(found, ["route[0].upstrem", "server.listne", "sever"]);
+}
+
+#[test]
+fn a_value_of_the_wrong_type_names_its_key() {
+    let found = problems(&format!("[server]\nlisten = 8080\n{MINIMAL}"), &[]);
+    assert_eq!(keys(&found), ["server.listen"]);
+    assert!(found[0].message.contains("expected a string"), "{}", found[0]);
+}
+
+#[test]
+fn missing_routes_and_syntax_errors_are_explained() {
+    assert_eq!(keys(&problems("", &[])), ["route"]);
+    let err = load("[server\nlisten = 1", &[]).unwrap_err();
+    assert!(matches!(err, ConfigError::Syntax { .. }));
+    assert!(err.to_string().contains("line 1"), "{err}");
+}
+
+#[test]
+fn environment_overrides_file_values_with_types_from_the_defaults() {
+    let config = load(
+        MINIMAL,
+        &[
+            ("PORTCULLIS_SERVER__LISTEN", "127.0.0.1:7000"),
+            ("PORTCULLIS_SERVER__TRUST_FORWARDED_HEADERS", "true"),
+            ("PORTCULLIS_UPSTREAM__POOL_MAX_IDLE_PER_HOST", "7"),
+            ("PORTCULLIS_UPSTREAM__RESPONSE_TIMEOUT", "2m"),
+            ("PORTCULLIS_ROUTE__0__UPSTREAM", "http://10.0.0.1:3000/base/"),
+            ("PORTCULLIS_ROUTE__1__PREFIX", "/api/"),
+            ("PORTCULLIS_ROUTE__1__UPSTREAM", "http://10.0.0.2:4000"),
+            ("PORTCULLIS_ROUTE__1__STRIP_PREFIX", "TRUE"),
+            // Not overrides: the CLI's own variable and Kubernetes service links.
+            ("PORTCULLIS_CONFIG", "/etc/portcullis.toml"),
+            ("PORTCULLIS_SERVICE_HOST", "10.96.0.10"),
+            ("PORTCULLIS_PORT_80_TCP_ADDR", "10.96.0.10"),
+            ("OTHER__THING", "x"),
+        ],
+    )
+    .expect("valid");
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:7000");
+    assert!(config.server.trust_forwarded_headers);
+    assert_eq!(config.upstream.pool_max_idle_per_host, 7);
+    assert_eq!(config.upstream.response_timeout.as_secs(), 120);
+    assert_eq!(config.routes[0].upstream.authority, "10.0.0.1:3000");
+    assert_eq!(config.routes[0].upstream.base_path, "/base");
+    assert_eq!(config.routes[1].prefix, "/api/");
+    assert!(config.routes[1].strip_prefix);
+}
+
+#[test]
+fn environment_mistakes_name_the_variable() {
+    let found = problems(
+        MINIMAL,
+        &[
+            ("PORTCULLIS_SERVER__TRUST_FORWARDED_HEADERS", "yes"),
+            ("PORTCULLIS_SERVER__LISTNE", "127.0.0.1:1"),
+            ("PORTCULLIS_UPSTREAM__IDLE_TIMEOUT", "soon"),
+            ("PORTCULLIS_ROUTE__5__PREFIX", "/x"),
+        ],
+    );
+    let text: Vec<String> = found.iter().map(ToString::to_string).collect();
+    let has = |needle: &str| text.iter().any(|t| t.contains(needle));
+    assert!(has("route[5].prefix (set by PORTCULLIS_ROUTE__5__PREFIX)"), "{text:#?}");
+    assert!(
+        has(
+            "server.trust_forwarded_headers (set by PORTCULLIS_SERVER__TRUST_FORWARDED_HEADERS): expected `true` or `false`"
+        ),
+        "{text:#?}"
+    );
+    assert!(has("server.listne (set by PORTCULLIS_SERVER__LISTNE): unknown key"), "{text:#?}");
+    assert!(
+        has("upstream.idle_timeout (set by PORTCULLIS_UPSTREAM__IDLE_TIMEOUT): \"soon\" is not a duration"),
+        "{text:#?}"
+    );
+}
+
+/// Flattens a TOML table into `section.key` → value (arrays of tables by index).
+fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, toml::Value>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                flatten(&path, value, out);
+            }
+        }
+        toml::Value::Array(items) if items.iter().all(toml::Value::is_table) && !items.is_empty() => {
+            for (i, item) in items.iter().enumerate() {
+                flatten(&format!("{prefix}[{i}]"), item, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_owned(), other.clone());
+        }
+    }
+}
+
+#[test]
+fn example_config_lists_every_key_with_its_default() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/portcullis.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    Config::from_sources(&text, &path, std::iter::empty()).expect("the example config is valid");
+
+    let mut example = BTreeMap::new();
+    flatten("", &toml::from_str::<toml::Value>(&text).unwrap(), &mut example);
+    let defaults = RawConfig { routes: vec![Default::default()], ..Default::default() };
+    let mut expected = BTreeMap::new();
+    flatten("", &toml::Value::try_from(defaults).unwrap(), &mut expected);
+
+    for (key, default) in &expected {
+        let shown = example.get(key).unwrap_or_else(|| panic!("the example config does not list `{key}`"));
+        if !key.starts_with("route[") {
+            assert_eq!(shown, default, "the example config shows `{key}` with a value other than its default");
+        }
+    }
+    for key in example.keys() {
+        let generic = key.replacen(|c: char| c.is_ascii_digit(), "0", 1);
+        assert!(expected.contains_key(&generic), "the example config lists `{key}`, which is not a key");
+    }
+}
+
+#[test]
+fn check_command_exits_2_and_names_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[server]\nlisten = \"nope\"\n[log]\nformat = \"xml\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check", "--config"])
+        .arg(&bad)
+        .env("PORTCULLIS_UPSTREAM__IDLE_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for needle in [
+        "server.listen: \"nope\"",
+        "log.format: \"xml\"",
+        "upstream.idle_timeout (set by PORTCULLIS_UPSTREAM__IDLE_TIMEOUT)",
+        "route: no [[route]] is defined",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    }
+
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, MINIMAL).unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_portcullis")).args(["check", "--config"]).arg(&good).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let missing = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check", "--config", "/nonexistent/portcullis.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read config file /nonexistent/portcullis.toml"));
+
+    let version = Command::new(env!("CARGO_BIN_EXE_portcullis")).arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("portcullis {}", env!("CARGO_PKG_VERSION")));
+}
