@@ -4,10 +4,13 @@
 //! - `GET /healthz`: 200 while the process serves requests at all.
 //! - `GET /readyz`: 200 once the gateway can do its job, 503 before that and while it
 //!   drains at shutdown, so a load balancer stops sending new traffic first.
+//! - `GET /metrics`: Prometheus / OpenMetrics text (see `metrics.rs`).
 
+use crate::metrics::Metrics;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::json;
@@ -28,8 +31,16 @@ impl Readiness {
     }
 }
 
-pub fn router(readiness: Readiness) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(readiness)
+pub fn router(readiness: Readiness, metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(readiness)
+        .route("/metrics", get(render_metrics).with_state(metrics))
+}
+
+async fn render_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics.render())
 }
 
 async fn healthz() -> impl IntoResponse {

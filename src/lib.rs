@@ -7,7 +7,7 @@
 //! - `gateway`: the per-request handler (request id, routing, errors, access log).
 //! - [`proxy`]: forwarding upstream with streaming bodies, header rules, WebSockets.
 //! - [`respond`] and [`error`]: the one place errors become responses.
-//! - [`admin`]: `/healthz` and `/readyz` on their own listener.
+//! - [`admin`] and [`metrics`]: `/healthz`, `/readyz`, `/metrics` on their own listener.
 //! - [`demo`]: the built-in demo application behind `portcullis demo`.
 
 pub mod admin;
@@ -15,6 +15,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 mod gateway;
+pub mod metrics;
 pub mod proxy;
 pub mod request_id;
 pub mod respond;

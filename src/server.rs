@@ -9,6 +9,7 @@
 use crate::admin::{self, Readiness};
 use crate::config::Config;
 use crate::gateway::Gateway;
+use crate::metrics::Metrics;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -55,10 +56,12 @@ impl Portcullis {
     /// Serves until `shutdown` completes, then drains.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let (hard_stop, hard_stop_rx) = watch::channel(false);
-        let gateway = Arc::new(Gateway::new(&self.config, hard_stop_rx));
+        let metrics = Arc::new(Metrics::new());
+        let gateway = Arc::new(Gateway::new(&self.config, metrics.clone(), hard_stop_rx));
         let (admin_stop, admin_stop_rx) = watch::channel(false);
         let admin_listener_addr = self.admin_addr();
-        let admin_task = tokio::spawn(serve_admin(self.admin_listener, self.readiness.clone(), admin_stop_rx));
+        let admin = admin::router(self.readiness.clone(), metrics.clone());
+        let admin_task = tokio::spawn(serve_admin(self.admin_listener, admin, admin_stop_rx));
 
         let graceful = GracefulShutdown::new();
         let builder = http_builder(&self.config);
@@ -91,7 +94,12 @@ impl Portcullis {
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
             let connection = graceful.watch(connection);
             let mut hard_stop = hard_stop.subscribe();
+            let open_connections = metrics.open_connections.clone();
+            open_connections.inc();
             tokio::spawn(async move {
+                let _counted = scopeguard(move || {
+                    open_connections.dec();
+                });
                 tokio::select! {
                     result = connection => if let Err(err) = result {
                         tracing::debug!(error = %err, "connection ended with an error");
@@ -127,12 +135,24 @@ fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-async fn serve_admin(listener: TcpListener, readiness: Readiness, mut stop: watch::Receiver<bool>) {
-    let app = admin::router(readiness);
+async fn serve_admin(listener: TcpListener, app: axum::Router, mut stop: watch::Receiver<bool>) {
     let stopped = async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
     if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
         tracing::error!(error = %err, "admin listener failed");
     }
+}
+
+/// Runs `f` when dropped, so a count is undone however a task ends.
+fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }

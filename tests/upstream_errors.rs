@@ -95,3 +95,38 @@ async fn stalled_upload_is_answered_408() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("request_timeout"), "{answer}");
 }
+
+/// A listener whose accept queue is full: the kernel drops further SYNs, so a new
+/// connection attempt hangs in connect, as with a blackholed host.
+async fn full_backlog() -> (std::net::SocketAddr, Vec<tokio::net::TcpStream>, tokio::net::TcpListener) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(stream)) = timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr)).await {
+            fillers.push(stream);
+        }
+    }
+    let probe = timeout(Duration::from_millis(300), tokio::net::TcpStream::connect(addr)).await;
+    assert!(probe.is_err(), "the backlog is full: a further connect must hang");
+    (addr, fillers, listener)
+}
+
+#[tokio::test]
+async fn upstream_that_does_not_accept_is_504_after_the_connect_timeout() {
+    let (addr, _fillers, _listener) = full_backlog().await;
+    let gateway = ConfigBuilder::new()
+        .upstream("connect_timeout = \"300ms\"")
+        .upstream("response_timeout = \"30s\"")
+        .route("/", addr)
+        .start()
+        .await;
+
+    let started = Instant::now();
+    let reply = get(&gateway.url("/"), &[("accept", "application/json")]).await;
+    assert_eq!(reply.status, 504, "{}", reply.text());
+    assert_eq!(reply.json()["error"], "upstream_timeout");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+}

@@ -13,6 +13,7 @@ mod upgrade;
 
 use crate::config::{Config, UpstreamConfig};
 use crate::error::{BoxError, GatewayError};
+use crate::metrics::Metrics;
 use body::{IdleTimeout, IdleTimeoutError, ProxyBody};
 use headers::ClientFacts;
 use http::header::HOST;
@@ -35,9 +36,9 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(config: &Config, hard_stop: watch::Receiver<bool>) -> Self {
+    pub fn new(config: &Config, metrics: &Metrics, hard_stop: watch::Receiver<bool>) -> Self {
         Self {
-            routes: RouteTable::new(&config.routes),
+            routes: RouteTable::new(&config.routes, metrics),
             client: client::build(&config.upstream),
             timeouts: config.upstream.clone(),
             trust_forwarded_headers: config.server.trust_forwarded_headers,

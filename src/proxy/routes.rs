@@ -5,6 +5,7 @@
 //! everything below `prefix/`.
 
 use crate::config::{RouteConfig, UpstreamTarget};
+use crate::metrics::{Metrics, RouteMetrics};
 use http::HeaderValue;
 use http::uri::{PathAndQuery, Uri};
 
@@ -16,10 +17,11 @@ pub struct Route {
     pub preserve_host: bool,
     /// The upstream's authority as a `Host` value, built once.
     pub upstream_host: HeaderValue,
+    pub metrics: RouteMetrics,
 }
 
 impl Route {
-    fn new(config: &RouteConfig) -> Self {
+    fn new(config: &RouteConfig, metrics: &Metrics) -> Self {
         Self {
             prefix: config.prefix.clone(),
             target: config.upstream.clone(),
@@ -27,6 +29,7 @@ impl Route {
             preserve_host: config.preserve_host,
             upstream_host: HeaderValue::from_str(config.upstream.authority.as_str())
                 .expect("an authority is a valid header value"),
+            metrics: metrics.for_route(&config.prefix),
         }
     }
 
@@ -69,8 +72,8 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    pub fn new(configs: &[RouteConfig]) -> Self {
-        let mut routes: Vec<Route> = configs.iter().map(Route::new).collect();
+    pub fn new(configs: &[RouteConfig], metrics: &Metrics) -> Self {
+        let mut routes: Vec<Route> = configs.iter().map(|config| Route::new(config, metrics)).collect();
         routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
         Self { routes }
     }
@@ -83,6 +86,12 @@ impl RouteTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Route {
+        fn new_for_test(config: &RouteConfig) -> Self {
+            Route::new(config, &Metrics::new())
+        }
+    }
 
     fn route(prefix: &str, upstream: &str, strip_prefix: bool) -> RouteConfig {
         let uri: Uri = upstream.parse().unwrap();
@@ -100,12 +109,15 @@ mod tests {
 
     #[test]
     fn longest_prefix_wins_at_segment_boundaries() {
-        let table = RouteTable::new(&[
-            route("/", "http://spa", false),
-            route("/api/", "http://api", false),
-            route("/api/admin", "http://admin", false),
-            route("/docs", "http://docs", false),
-        ]);
+        let table = RouteTable::new(
+            &[
+                route("/", "http://spa", false),
+                route("/api/", "http://api", false),
+                route("/api/admin", "http://admin", false),
+                route("/docs", "http://docs", false),
+            ],
+            &Metrics::new(),
+        );
         let found = |path| table.find(path).map(|r| r.prefix.as_str());
         assert_eq!(found("/"), Some("/"));
         assert_eq!(found("/index.html"), Some("/"));
@@ -120,18 +132,18 @@ mod tests {
 
     #[test]
     fn no_match_without_a_catch_all() {
-        let table = RouteTable::new(&[route("/api/", "http://api", false)]);
+        let table = RouteTable::new(&[route("/api/", "http://api", false)], &Metrics::new());
         assert!(table.find("/other").is_none());
     }
 
     #[test]
     fn rewrites_path_with_strip_and_base_path() {
         let uri: Uri = "/api/users?page=2".parse().unwrap();
-        let keep = Route::new(&route("/api/", "http://127.0.0.1:3000", false));
+        let keep = Route::new_for_test(&route("/api/", "http://127.0.0.1:3000", false));
         assert_eq!(keep.upstream_uri(&uri).unwrap(), "http://127.0.0.1:3000/api/users?page=2");
-        let strip = Route::new(&route("/api/", "http://127.0.0.1:3000", true));
+        let strip = Route::new_for_test(&route("/api/", "http://127.0.0.1:3000", true));
         assert_eq!(strip.upstream_uri(&uri).unwrap(), "http://127.0.0.1:3000/users?page=2");
-        let based = Route::new(&route("/api", "http://127.0.0.1:3000/v1/", true));
+        let based = Route::new_for_test(&route("/api", "http://127.0.0.1:3000/v1/", true));
         assert_eq!(based.upstream_uri(&uri).unwrap(), "http://127.0.0.1:3000/v1/users?page=2");
         assert_eq!(based.upstream_uri(&"/api".parse().unwrap()).unwrap(), "http://127.0.0.1:3000/v1/");
     }
