@@ -3,7 +3,8 @@
 //!
 //! Map of the crate:
 //! - [`config`]: the TOML file and `PORTCULLIS_*` overrides, validated into typed values.
-//! - [`server`]: listeners, HTTP/1.1 + HTTP/2, graceful shutdown.
+//! - [`server`]: listeners, HTTP/1.1 + HTTP/2, graceful shutdown; `workers`: one
+//!   single-threaded runtime per core serving the accepted connections.
 //! - `gateway`: the per-request handler (request id, routing, errors, access log).
 //! - [`proxy`]: forwarding upstream with streaming bodies, header rules, WebSockets.
 //! - [`respond`] and [`error`]: the one place errors become responses.
@@ -21,6 +22,7 @@ pub mod request_id;
 pub mod respond;
 pub mod server;
 pub mod telemetry;
+mod workers;
 
 pub use config::Config;
 pub use server::{Portcullis, StartError};

@@ -8,10 +8,8 @@
 
 use crate::admin::{self, Readiness};
 use crate::config::Config;
-use crate::gateway::Gateway;
 use crate::metrics::Metrics;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use crate::workers::Workers;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -55,21 +53,28 @@ impl Portcullis {
 
     /// Serves until `shutdown` completes, then drains.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let (hard_stop, hard_stop_rx) = watch::channel(false);
+        let (hard_stop, _) = watch::channel(false);
         let metrics = Arc::new(Metrics::new());
-        let gateway = Arc::new(Gateway::new(&self.config, metrics.clone(), hard_stop_rx));
         let (admin_stop, admin_stop_rx) = watch::channel(false);
         let admin_listener_addr = self.admin_addr();
         let admin = admin::router(self.readiness.clone(), metrics.clone());
         let admin_task = tokio::spawn(serve_admin(self.admin_listener, admin, admin_stop_rx));
 
+        let worker_count = self.config.server.workers;
+        let mut workers = match Workers::start(worker_count, &self.config, &metrics, &hard_stop) {
+            Ok(workers) => workers,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot start connection workers");
+                return;
+            }
+        };
         let graceful = GracefulShutdown::new();
-        let builder = http_builder(&self.config);
         self.readiness.set(true);
         tracing::info!(
             listen = %self.listener.local_addr().expect("bound"),
             admin_listen = %admin_listener_addr,
             routes = self.config.routes.len(),
+            workers = worker_count,
             "portcullis is ready"
         );
 
@@ -89,24 +94,7 @@ impl Portcullis {
                 },
             };
             let _ = stream.set_nodelay(true);
-            let gateway = gateway.clone();
-            let service = hyper::service::service_fn(move |request| gateway.clone().handle(request, peer));
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-            let connection = graceful.watch(connection);
-            let mut hard_stop = hard_stop.subscribe();
-            let open_connections = metrics.open_connections.clone();
-            open_connections.inc();
-            tokio::spawn(async move {
-                let _counted = scopeguard(move || {
-                    open_connections.dec();
-                });
-                tokio::select! {
-                    result = connection => if let Err(err) = result {
-                        tracing::debug!(error = %err, "connection ended with an error");
-                    },
-                    _ = hard_stop.wait_for(|stop| *stop) => {}
-                }
-            });
+            workers.dispatch(stream, peer, graceful.watcher());
         }
 
         drop(self.listener);
@@ -118,6 +106,7 @@ impl Portcullis {
             () = tokio::time::sleep(deadline) => tracing::warn!("drain deadline passed: closing remaining connections"),
         }
         let _ = hard_stop.send(true);
+        workers.finished().await;
         let _ = admin_stop.send(true);
         let _ = admin_task.await;
     }
@@ -128,13 +117,6 @@ impl Portcullis {
     }
 }
 
-fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(config.server.header_read_timeout).keep_alive(true);
-    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Duration::from_secs(30));
-    builder
-}
-
 async fn serve_admin(listener: TcpListener, app: axum::Router, mut stop: watch::Receiver<bool>) {
     let stopped = async move {
         let _ = stop.wait_for(|stop| *stop).await;
@@ -142,17 +124,4 @@ async fn serve_admin(listener: TcpListener, app: axum::Router, mut stop: watch::
     if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
         tracing::error!(error = %err, "admin listener failed");
     }
-}
-
-/// Runs `f` when dropped, so a count is undone however a task ends.
-fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    Guard(Some(f))
 }

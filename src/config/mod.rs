@@ -44,6 +44,8 @@ pub struct ServerConfig {
     /// Keep and extend incoming `X-Forwarded-*` headers (behind a trusted load balancer)
     /// instead of replacing them.
     pub trust_forwarded_headers: bool,
+    /// Connection-serving threads, each with its own runtime and upstream pool.
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -25,6 +25,7 @@ pub struct RawServer {
     pub shutdown_timeout: String,
     pub header_read_timeout: String,
     pub trust_forwarded_headers: bool,
+    pub workers: u32,
 }
 
 impl Default for RawServer {
@@ -35,6 +36,7 @@ impl Default for RawServer {
             shutdown_timeout: "30s".into(),
             header_read_timeout: "10s".into(),
             trust_forwarded_headers: false,
+            workers: 0,
         }
     }
 }

@@ -19,6 +19,10 @@ pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> 
         shutdown_timeout: check.duration("server.shutdown_timeout", &raw.server.shutdown_timeout, true),
         header_read_timeout: check.duration("server.header_read_timeout", &raw.server.header_read_timeout, false),
         trust_forwarded_headers: raw.server.trust_forwarded_headers,
+        workers: match raw.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n as usize,
+        },
     };
     if server.listen == server.admin_listen && server.listen.port() != 0 {
         check.fail("server.admin_listen", format!("{} is also server.listen", server.admin_listen));
