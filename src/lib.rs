@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod config;
 pub mod demo;
+pub mod dev_idp;
 pub mod error;
 mod gateway;
 pub mod metrics;

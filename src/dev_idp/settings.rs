@@ -1,0 +1,133 @@
+//! What the provider serves: one user pool, its app clients and users, token
+//! lifetimes and refresh-token rotation, as a Cognito user pool is configured.
+//! The defaults are the demo's: one public client, two users.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub region: String,
+    /// `{region}_{id}`, as Cognito names pools.
+    pub user_pool_id: String,
+    pub clients: Vec<ClientSettings>,
+    pub users: Vec<UserSettings>,
+    #[serde(with = "humantime_serde_compat")]
+    pub access_token_ttl: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub id_token_ttl: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub refresh_token_ttl: Duration,
+    /// Refresh-token rotation: off (Cognito's default) means a refresh returns no new
+    /// refresh token.
+    pub rotate_refresh_tokens: bool,
+    /// With rotation, how long the previous refresh token keeps working (0–60 s).
+    #[serde(with = "humantime_serde_compat")]
+    pub rotation_grace: Duration,
+    /// Lifetime of the provider's own sign-in session (the `cognito` cookie).
+    #[serde(with = "humantime_serde_compat")]
+    pub session_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    pub client_id: String,
+    /// None for a public client (PKCE only, no secret).
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Allowed `redirect_uri` values, matched exactly.
+    pub callback_urls: Vec<String>,
+    /// Allowed `logout_uri` values for `/logout`, matched exactly.
+    #[serde(default)]
+    pub logout_urls: Vec<String>,
+    #[serde(default = "default_scopes")]
+    pub allowed_scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSettings {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Extra ID-token claims such as `name` or `custom:tenant` (Cognito's are strings).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// Stable subject; derived from the username when not given.
+    #[serde(default)]
+    pub sub: Option<String>,
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "email", "profile", "phone", "aws.cognito.signin.user.admin"].map(String::from).to_vec()
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            region: "eu-west-1".into(),
+            user_pool_id: "eu-west-1_Dev0Pool1".into(),
+            clients: vec![],
+            users: vec![
+                UserSettings {
+                    username: "alice".into(),
+                    password: "correct horse battery staple".into(),
+                    email: Some("alice@example.com".into()),
+                    groups: vec!["admins".into(), "users".into()],
+                    attributes: BTreeMap::from([("name".into(), "Alice Example".into())]),
+                    sub: None,
+                },
+                UserSettings {
+                    username: "bob".into(),
+                    password: "hunter2 hunter2".into(),
+                    email: Some("bob@example.com".into()),
+                    groups: vec!["users".into()],
+                    attributes: BTreeMap::new(),
+                    sub: None,
+                },
+            ],
+            access_token_ttl: Duration::from_secs(3600),
+            id_token_ttl: Duration::from_secs(3600),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            rotate_refresh_tokens: false,
+            rotation_grace: Duration::from_secs(60),
+            session_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl UserSettings {
+    /// A UUID-shaped subject that stays the same for the same username.
+    pub fn subject(&self) -> String {
+        if let Some(sub) = &self.sub {
+            return sub.clone();
+        }
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(self.username.as_bytes());
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            u32::from_be_bytes([h[0], h[1], h[2], h[3]]),
+            u16::from_be_bytes([h[4], h[5]]),
+            u16::from_be_bytes([h[6], h[7]]) & 0xfff,
+            u16::from_be_bytes([h[8], h[9]]) & 0xfff,
+            u64::from_be_bytes([0, 0, h[10], h[11], h[12], h[13], h[14], h[15]])
+        )
+    }
+}
+
+/// Durations as "30s" strings in the settings file.
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(|err| serde::de::Error::custom(format!("{text:?}: {err}")))
+    }
+}

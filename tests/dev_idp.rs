@@ -1,0 +1,577 @@
+//! Contract tests of the Cognito-compatible development provider: every endpoint and
+//! error, checked over real HTTP on loopback, and tokens checked the way aws-jwt-verify
+//! checks Cognito's (issuer form, `token_use`, `client_id`/`aud`, `kid`, RS256).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
+use portcullis::dev_idp::{ClientSettings, DevIdp, Settings, TokenFailure};
+use reqwest::StatusCode;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+const CALLBACK: &str = "http://localhost:8080/auth/callback";
+const SIGNED_OUT: &str = "http://localhost:8080/";
+const PUBLIC: &str = "public-client";
+const CONFIDENTIAL: &str = "confidential-client";
+const SECRET: &str = "s3cret-of-the-confidential-client";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-and-some-more-entropy";
+
+fn settings() -> Settings {
+    let client = |id: &str, secret: Option<&str>| ClientSettings {
+        client_id: id.into(),
+        client_secret: secret.map(String::from),
+        callback_urls: vec![CALLBACK.into()],
+        logout_urls: vec![SIGNED_OUT.into()],
+        allowed_scopes: ["openid", "email", "profile"].map(String::from).to_vec(),
+    };
+    Settings { clients: vec![client(PUBLIC, None), client(CONFIDENTIAL, Some(SECRET))], ..Settings::default() }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+fn challenge(verifier: &str) -> String {
+    B64.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+fn authorize_url(idp: &DevIdp, client_id: &str, extra: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse(&format!("{}/oauth2/authorize", idp.base_url())).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", CALLBACK)
+        .append_pair("state", "state-123")
+        .append_pair("scope", "openid email profile")
+        .append_pair("nonce", "nonce-456")
+        .append_pair("code_challenge", &challenge(VERIFIER))
+        .append_pair("code_challenge_method", "S256")
+        .extend_pairs(extra);
+    url.into()
+}
+
+fn location(response: &reqwest::Response) -> url::Url {
+    let location = response.headers()["location"].to_str().unwrap();
+    url::Url::parse(location).or_else(|_| url::Url::parse("http://idp.invalid").unwrap().join(location)).unwrap()
+}
+
+fn query(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// Runs authorize → /login form → credentials; returns the callback URL and the
+/// provider's session cookie.
+async fn sign_in(idp: &DevIdp, client_id: &str, password: &str) -> (url::Url, Option<String>) {
+    let http = http();
+    let response = http.get(authorize_url(idp, client_id, &[])).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let login = location(&response);
+    assert_eq!(login.path(), "/login");
+    let login = format!("{}/login?{}", idp.base_url(), login.query().unwrap());
+    let form = http.get(&login).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    assert!(form.text().await.unwrap().contains("id=\"signInFormUsername\""));
+    let response = http.post(&login).form(&[("username", "alice"), ("password", password)]).send().await.unwrap();
+    if response.status() != StatusCode::FOUND {
+        let page = response.text().await.unwrap();
+        return (url::Url::parse(&format!("http://page.invalid/?page={}", urlencode(&page))).unwrap(), None);
+    }
+    let cookie =
+        response.headers().get("set-cookie").map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned());
+    (location(&response), cookie)
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+async fn token(idp: &DevIdp, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    let response = http().post(format!("{}/oauth2/token", idp.base_url())).form(form).send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn redeem(idp: &DevIdp, client_id: &str, code: &str) -> (StatusCode, Value) {
+    token(
+        idp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", client_id),
+            ("code", code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await
+}
+
+async fn signed_in_tokens(idp: &DevIdp) -> Value {
+    let (callback, _) = sign_in(idp, PUBLIC, &Settings::default().users[0].password).await;
+    let (status, body) = redeem(idp, PUBLIC, &query(&callback, "code").unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The checks aws-jwt-verify makes for a Cognito token: kid in the JWKS, RS256,
+/// issuer `{base}/{poolId}`, expiry, `token_use`, and `aud` (ID) or `client_id` (access).
+async fn verify(idp: &DevIdp, token: &str, token_use: &str, client_id: &str) -> Value {
+    let jwks: JwkSet =
+        http().get(format!("{}/.well-known/jwks.json", idp.issuer())).send().await.unwrap().json().await.unwrap();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.alg, Algorithm::RS256);
+    let jwk = jwks.find(header.kid.as_deref().unwrap()).expect("kid is in the JWKS");
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_issuer(&[idp.issuer()]);
+    if token_use == "id" {
+        validation.set_audience(&[client_id]);
+    } else {
+        validation.validate_aud = false;
+    }
+    let claims = jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+        .expect("token verifies")
+        .claims;
+    assert_eq!(claims["token_use"], token_use);
+    if token_use == "access" {
+        assert_eq!(claims["client_id"], client_id);
+        assert!(claims.get("aud").is_none(), "Cognito access tokens have no aud");
+    }
+    claims
+}
+
+#[tokio::test]
+async fn discovery_and_jwks_have_cognitos_shape() {
+    let idp = DevIdp::start(settings()).await.unwrap();
+    let pool = &idp.settings().user_pool_id;
+    assert_eq!(idp.issuer(), format!("{}/{pool}", idp.base_url()));
+    let discovery: Value = http()
+        .get(format!("{}/.well-known/openid-configuration", idp.issuer()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], idp.issuer());
+    assert_eq!(discovery["authorization_endpoint"], format!("{}/oauth2/authorize", idp.base_url()));
+    assert_eq!(discovery["token_endpoint"], format!("{}/oauth2/token", idp.base_url()));
+    assert_eq!(discovery["userinfo_endpoint"], format!("{}/oauth2/userInfo", idp.base_url()));
+    assert_eq!(discovery["end_session_endpoint"], format!("{}/logout", idp.base_url()));
+    assert_eq!(discovery["revocation_endpoint"], format!("{}/oauth2/revoke", idp.base_url()));
+    assert_eq!(discovery["jwks_uri"], format!("{}/.well-known/jwks.json", idp.issuer()));
+    assert!(discovery.get("code_challenge_methods_supported").is_none(), "Cognito does not advertise PKCE");
+
+    let jwks: Value = http().get(discovery["jwks_uri"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_ne!(keys[0]["kid"], keys[1]["kid"]);
+    for key in keys {
+        assert_eq!(key["kty"], "RSA");
+        assert_eq!(key["alg"], "RS256");
+        assert_eq!(key["use"], "sig");
+        assert_eq!(key["e"], "AQAB");
+        assert_eq!(B64.decode(key["n"].as_str().unwrap()).unwrap().len(), 256, "2048-bit modulus");
+    }
+}
+
+#[tokio::test]
+async fn code_flow_issues_tokens_that_pass_cognito_verification() {
+    let idp = DevIdp::start(settings()).await.unwrap();
+    let (callback, cookie) = sign_in(&idp, PUBLIC, &Settings::default().users[0].password).await;
+    assert_eq!(callback.as_str().split('?').next().unwrap(), CALLBACK);
+    assert_eq!(query(&callback, "state").as_deref(), Some("state-123"));
+    let cookie = cookie.expect("a cognito session cookie");
+    assert!(cookie.starts_with("cognito="));
+
+    let (status, body) = redeem(&idp, PUBLIC, &query(&callback, "code").unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+
+    let id = verify(&idp, body["id_token"].as_str().unwrap(), "id", PUBLIC).await;
+    let access = verify(&idp, body["access_token"].as_str().unwrap(), "access", PUBLIC).await;
+    assert_eq!(id["aud"], PUBLIC);
+    assert_eq!(id["nonce"], "nonce-456");
+    assert_eq!(id["cognito:username"], "alice");
+    assert_eq!(id["email"], "alice@example.com");
+    assert_eq!(id["email_verified"], true);
+    assert_eq!(id["name"], "Alice Example");
+    assert_eq!(id["cognito:groups"], serde_json::json!(["admins", "users"]));
+    let at_hash = B64.encode(&Sha256::digest(body["access_token"].as_str().unwrap().as_bytes())[..16]);
+    assert_eq!(id["at_hash"], at_hash);
+    assert_eq!(access["username"], "alice");
+    assert_eq!(access["scope"], "openid email profile");
+    assert_eq!(access["sub"], id["sub"]);
+    assert_eq!(access["origin_jti"], id["origin_jti"]);
+    assert_eq!(access["version"], 2);
+    let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+    assert_ne!(
+        kid(body["id_token"].as_str().unwrap()),
+        kid(body["access_token"].as_str().unwrap()),
+        "ID and access tokens use different keys"
+    );
+
+    let refresh = body["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh.split('.').count(), 5, "JWE-shaped");
+    assert!((1700..=1900).contains(&refresh.len()), "Cognito-sized refresh token, got {} bytes", refresh.len());
+    assert_eq!(idp.counters().authorization_code, 1);
+}
+
+#[tokio::test]
+async fn authorize_errors_are_pages_or_redirects_as_on_cognito() {
+    let idp = DevIdp::start(settings()).await.unwrap();
+    let http = http();
+    let get = |url: String| {
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap() }
+    };
+
+    let unknown_client = get(authorize_url(&idp, "nobody", &[])).await;
+    assert_eq!(unknown_client.status(), 400);
+    let wrong_redirect = get(authorize_url(&idp, PUBLIC, &[]).replace("localhost%3A8080", "evil.example")).await;
+    assert_eq!(wrong_redirect.status(), 400);
+    assert!(wrong_redirect.text().await.unwrap().contains("redirect_mismatch"));
+
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (&[("response_type", "token")], "unsupported_response_type"),
+        (&[("scope", "openid admin")], "invalid_scope"),
+        (&[("code_challenge_method", "plain")], "invalid_request"),
+        (&[("prompt", "none")], "login_required"),
+    ];
+    for (extra, expected) in cases {
+        // Later duplicates win in the provider's parsing, so `extra` overrides the defaults.
+        let response = get(authorize_url(&idp, PUBLIC, extra)).await;
+        assert_eq!(response.status(), StatusCode::FOUND, "{extra:?}");
+        let target = location(&response);
+        assert!(target.as_str().starts_with(CALLBACK), "{target}");
+        assert_eq!(query(&target, "error").as_deref(), Some(expected), "{extra:?}");
+        assert_eq!(query(&target, "state").as_deref(), Some("state-123"));
+        assert!(query(&target, "code").is_none());
+    }
+}
+
+#[tokio::test]
+async fn wrong_password_shows_the_form_again() {
+    let idp = DevIdp::start(settings()).await.unwrap();
+    let (page, cookie) = sign_in(&idp, PUBLIC, "wrong password").await;
+    assert!(cookie.is_none());
+    assert!(query(&page, "page").unwrap().contains("Incorrect username or password."));
+    assert_eq!(idp.counters().authorization_code, 0);
+}
+
+#[tokio::test]
+async fn session_cookie_signs_in_silently_until_logout() {
+    let idp = DevIdp::start(settings()).await.unwrap();
+    let (_, cookie) = sign_in(&idp, PUBLIC, &Settings::default().users[0].password).await;
+    let cookie = cookie.unwrap();
+    let http = http();
+
+    let silent = http.get(authorize_url(&idp, PUBLIC, &[])).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(silent.status(), StatusCode::FOUND);
+    assert!(query(&location(&silent), "code").is_some(), "signed in without the form");
+
+    let forced =
+        http.get(authorize_url(&idp, PUBLIC, &[("prompt", "login")])).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(location(&forced).path(), "/login", "prompt=login shows the form");
+
+    let oidc_style = http
+        .get(format!("{}/logout?client_id={PUBLIC}&post_logout_redirect_uri={}", idp.base_url(), urlencode(SIGNED_OUT)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oidc_style.status(), 400, "Cognito rejects OIDC logout parameters");
+    let not_allowed = http
+        .get(format!("{}/logout?client_id={PUBLIC}&logout_uri={}", idp.base_url(), urlencode("https://evil.example/")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_allowed.status(), 400);
+
+    let logout = http
+        .get(format!("{}/logout?client_id={PUBLIC}&logout_uri={}", idp.base_url(), urlencode(SIGNED_OUT)))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::FOUND);
+    assert_eq!(location(&logout).as_str(), SIGNED_OUT);
+    assert!(logout.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+
+    let after = http.get(authorize_url(&idp, PUBLIC, &[])).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(location(&after).path(), "/login", "the old session no longer signs in");
+}
+
+#[tokio::test]
+async fn token_endpoint_errors() {
+    let idp = DevIdp::start(settings()).await.unwrap();
+    let password = Settings::default().users[0].password.clone();
+
+    let (callback, _) = sign_in(&idp, PUBLIC, &password).await;
+    let code = query(&callback, "code").unwrap();
+    let bad_verifier = token(
+        &idp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", PUBLIC),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &"x".repeat(50)),
+        ],
+    )
+    .await;
+    assert_eq!(bad_verifier, (StatusCode::BAD_REQUEST, serde_json::json!({ "error": "invalid_grant" })));
+    let reused = redeem(&idp, PUBLIC, &code).await;
+    assert_eq!(reused.1["error"], "invalid_grant", "a code is burnt by its first use, even a failed one");
+
+    let (callback, _) = sign_in(&idp, PUBLIC, &password).await;
+    let code = query(&callback, "code").unwrap();
+    let other_redirect = token(
+        &idp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", PUBLIC),
+            ("code", &code),
+            ("redirect_uri", "http://localhost:8080/other"),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(other_redirect.1["error"], "invalid_grant");
+
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (
+            &[("grant_type", "authorization_code"), ("client_id", "nobody"), ("code", "x"), ("redirect_uri", CALLBACK)],
+            "invalid_client",
+        ),
+        (
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", CONFIDENTIAL),
+                ("client_secret", "wrong"),
+                ("code", "x"),
+                ("redirect_uri", CALLBACK),
+            ],
+            "invalid_client",
+        ),
+        (&[("grant_type", "password"), ("client_id", PUBLIC)], "unsupported_grant_type"),
+        (&[("client_id", PUBLIC)], "invalid_request"),
+        (&[("grant_type", "authorization_code"), ("client_id", PUBLIC), ("redirect_uri", CALLBACK)], "invalid_request"),
+    ];
+    for (form, expected) in cases {
+        let (status, body) = token(&idp, form).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some(expected)), "{form:?}");
+    }
+    let json_body = http()
+        .post(format!("{}/oauth2/token", idp.base_url()))
+        .json(&serde_json::json!({"grant_type": "refresh_token"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_body.status(), 400);
+    let duplicated = http()
+        .post(format!("{}/oauth2/token", idp.base_url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("grant_type=refresh_token&client_id={PUBLIC}&client_id={PUBLIC}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(duplicated.json::<Value>().await.unwrap()["error"], "invalid_request");
+}
+
+#[tokio::test]
+async fn confidential_client_authenticates_by_basic_or_post() {
+    let idp = DevIdp::start(settings()).await.unwrap();
+    let password = Settings::default().users[0].password.clone();
+    for basic in [true, false] {
+        let (callback, _) = sign_in(&idp, CONFIDENTIAL, &password).await;
+        let code = query(&callback, "code").unwrap();
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ];
+        let mut request = http().post(format!("{}/oauth2/token", idp.base_url()));
+        if basic {
+            request = request.basic_auth(CONFIDENTIAL, Some(SECRET));
+        } else {
+            form.extend([("client_id", CONFIDENTIAL), ("client_secret", SECRET)]);
+        }
+        let response = request.form(&form).send().await.unwrap();
+        assert_eq!(response.status(), 200, "basic = {basic}");
+    }
+    // Without its secret, a confidential client is refused.
+    let (callback, _) = sign_in(&idp, CONFIDENTIAL, &password).await;
+    let (status, body) = redeem(&idp, CONFIDENTIAL, &query(&callback, "code").unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_client")));
+}
+
+#[tokio::test]
+async fn refresh_without_rotation_keeps_the_refresh_token() {
+    let idp = DevIdp::start(settings()).await.unwrap();
+    let tokens = signed_in_tokens(&idp).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    for _ in 0..3 {
+        let (status, body) =
+            token(&idp, &[("grant_type", "refresh_token"), ("client_id", PUBLIC), ("refresh_token", refresh)]).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("refresh_token").is_none(), "no rotation: no new refresh token");
+        let id = verify(&idp, body["id_token"].as_str().unwrap(), "id", PUBLIC).await;
+        assert!(id.get("nonce").is_none());
+        verify(&idp, body["access_token"].as_str().unwrap(), "access", PUBLIC).await;
+    }
+    assert_eq!(idp.counters().refresh_token, 3);
+    let (_, body) = token(
+        &idp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", CONFIDENTIAL),
+            ("client_secret", SECRET),
+            ("refresh_token", refresh),
+        ],
+    )
+    .await;
+    assert_eq!(body["error"], "invalid_grant", "another client's refresh token");
+}
+
+#[tokio::test]
+async fn refresh_with_rotation_honours_the_grace_period() {
+    let idp = DevIdp::start(Settings {
+        rotate_refresh_tokens: true,
+        rotation_grace: Duration::from_millis(400),
+        ..settings()
+    })
+    .await
+    .unwrap();
+    let tokens = signed_in_tokens(&idp).await;
+    let first = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = |t: String| {
+        let idp = idp.clone();
+        async move { token(&idp, &[("grant_type", "refresh_token"), ("client_id", PUBLIC), ("refresh_token", &t)]).await }
+    };
+
+    let (status, body) = refresh(first.clone()).await;
+    assert_eq!(status, 200);
+    let second = body["refresh_token"].as_str().expect("rotation returns a new refresh token").to_owned();
+    assert_ne!(second, first);
+    assert_eq!(refresh(first.clone()).await.0, 200, "the old token works within the grace period");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(refresh(first).await.1["error"], "invalid_grant", "and not after it");
+    assert_eq!(refresh(second).await.0, 200, "the new one works");
+}
+
+#[tokio::test]
+async fn revoke_ends_refresh_and_userinfo() {
+    let idp = DevIdp::start(settings()).await.unwrap();
+    let tokens = signed_in_tokens(&idp).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let userinfo = |token: Option<&str>| {
+        let mut request = http().get(format!("{}/oauth2/userInfo", idp.base_url()));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+
+    let info = userinfo(Some(access)).await.unwrap();
+    assert_eq!(info.status(), 200);
+    let info: Value = info.json().await.unwrap();
+    assert_eq!(info["username"], "alice");
+    assert_eq!(info["email"], "alice@example.com");
+    assert_eq!(info["email_verified"], "true");
+    let anonymous = userinfo(None).await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert!(anonymous.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    assert_eq!(
+        userinfo(Some(tokens["id_token"].as_str().unwrap())).await.unwrap().status(),
+        401,
+        "an ID token is not an access token"
+    );
+
+    let other = http()
+        .post(format!("{}/oauth2/revoke", idp.base_url()))
+        .form(&[("token", refresh), ("client_id", CONFIDENTIAL), ("client_secret", SECRET)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.json::<Value>().await.unwrap()["error"], "unauthorized_client");
+    for _ in 0..2 {
+        let revoked = http()
+            .post(format!("{}/oauth2/revoke", idp.base_url()))
+            .form(&[("token", refresh), ("client_id", PUBLIC)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revoked.status(), 200, "revoking twice is fine");
+        assert!(revoked.bytes().await.unwrap().is_empty());
+    }
+    let (_, body) =
+        token(&idp, &[("grant_type", "refresh_token"), ("client_id", PUBLIC), ("refresh_token", refresh)]).await;
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(
+        userinfo(Some(access)).await.unwrap().status(),
+        401,
+        "access tokens of a revoked sign-in are revoked too"
+    );
+    assert_eq!(idp.counters().revocations, 2);
+}
+
+#[tokio::test]
+async fn short_lived_access_tokens_expire() {
+    let idp = DevIdp::start(Settings { access_token_ttl: Duration::from_secs(1), ..settings() }).await.unwrap();
+    let tokens = signed_in_tokens(&idp).await;
+    assert_eq!(tokens["expires_in"], 1);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let response = http()
+        .get(format!("{}/oauth2/userInfo", idp.base_url()))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn knobs_inject_failures_and_rotate_keys() {
+    let idp = DevIdp::start(settings()).await.unwrap();
+    let tokens = signed_in_tokens(&idp).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let form = [("grant_type", "refresh_token"), ("client_id", PUBLIC), ("refresh_token", refresh)];
+
+    idp.fail_token_requests(Some(TokenFailure::Status(503)));
+    assert_eq!(token(&idp, &form).await.0, 503);
+    idp.fail_token_requests(Some(TokenFailure::InvalidGrant));
+    assert_eq!(token(&idp, &form).await.1["error"], "invalid_grant");
+    idp.fail_token_requests(Some(TokenFailure::Delay(Duration::from_millis(300))));
+    let started = std::time::Instant::now();
+    assert_eq!(token(&idp, &form).await.0, 200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    idp.fail_token_requests(None);
+    assert_eq!(token(&idp, &form).await.0, 200);
+    let counters = idp.counters();
+    assert_eq!((counters.authorization_code, counters.refresh_token, counters.token_errors), (1, 2, 2));
+
+    let kids = |jwks: Value| -> Vec<String> {
+        jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+    };
+    let jwks_url = format!("{}/.well-known/jwks.json", idp.issuer());
+    let before = kids(http().get(&jwks_url).send().await.unwrap().json().await.unwrap());
+    idp.rotate_keys(true);
+    let kept = kids(http().get(&jwks_url).send().await.unwrap().json().await.unwrap());
+    assert_eq!(kept.len(), 4);
+    assert!(before.iter().all(|kid| kept.contains(kid)), "old keys stay published");
+    let (_, body) = token(&idp, &form).await;
+    verify(&idp, body["id_token"].as_str().unwrap(), "id", PUBLIC).await;
+    let new_kid = jsonwebtoken::decode_header(body["id_token"].as_str().unwrap()).unwrap().kid.unwrap();
+    assert!(!before.contains(&new_kid), "new tokens are signed with a new key");
+    idp.rotate_keys(false);
+    let replaced = kids(http().get(&jwks_url).send().await.unwrap().json().await.unwrap());
+    assert_eq!(replaced.len(), 2);
+    assert!(replaced.iter().all(|kid| !kept.contains(kid)));
+}
