@@ -28,6 +28,15 @@ enum Command {
         #[arg(long, default_value_t = 8080)]
         port: u16,
     },
+    /// Run the Cognito-compatible development identity provider (tests and demos only).
+    DevIdp {
+        /// Provider settings (pool, clients, users, lifetimes); see config/dev-idp.example.toml.
+        #[arg(long = "idp-config")]
+        idp_config: Option<PathBuf>,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 /// Exit codes: 0 ok, 1 runtime failure (e.g. port in use), 2 bad configuration.
@@ -37,6 +46,7 @@ fn main() -> ExitCode {
         Command::Check => check(&cli.config),
         Command::Run => run(&cli.config),
         Command::Demo { port } => demo(port),
+        Command::DevIdp { idp_config, listen } => dev_idp(idp_config.as_deref(), listen),
     }
 }
 
@@ -103,6 +113,53 @@ fn demo(port: u16) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+    })
+}
+
+fn dev_idp(path: Option<&std::path::Path>, listen: std::net::SocketAddr) -> ExitCode {
+    let settings = match path {
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| toml::from_str::<portcullis::dev_idp::Settings>(&text).map_err(|e| e.to_string()))
+        {
+            Ok(settings) => settings,
+            Err(err) => {
+                eprintln!("portcullis dev-idp: {}: {err}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => portcullis::dev_idp::Settings::demo("http://localhost:8080"),
+    };
+    runtime().block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(listener) => listener,
+            Err(err) => {
+                eprintln!("portcullis dev-idp: cannot listen on {listen}: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let idp = match portcullis::dev_idp::DevIdp::serve_on(listener, settings) {
+            Ok(idp) => idp,
+            Err(err) => {
+                eprintln!("portcullis dev-idp: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("Portcullis development identity provider (tests and demos only)");
+        println!("issuer: {}", idp.issuer());
+        println!("hosted UI: {}", idp.base_url());
+        for client in &idp.settings().clients {
+            println!(
+                "client: {} ({})",
+                client.client_id,
+                if client.client_secret.is_some() { "confidential" } else { "public" }
+            );
+        }
+        for user in &idp.settings().users {
+            println!("user: {}  password: {}", user.username, user.password);
+        }
+        shutdown_signal().await;
+        ExitCode::SUCCESS
     })
 }
 

@@ -575,3 +575,34 @@ async fn knobs_inject_failures_and_rotate_keys() {
     assert_eq!(replaced.len(), 2);
     assert!(replaced.iter().all(|kid| !kept.contains(kid)));
 }
+
+#[tokio::test]
+async fn dev_idp_command_serves_its_settings_file() {
+    use std::io::{BufRead, BufReader};
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dev-idp.example.toml");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["dev-idp", "--listen", "127.0.0.1:0", "--idp-config"])
+        .arg(&example)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut printed = Vec::new();
+    while printed.len() < 6 {
+        printed.push(lines.recv_timeout(Duration::from_secs(20)).expect("dev-idp prints its settings"));
+    }
+    let issuer = printed.iter().find_map(|l| l.strip_prefix("issuer: ")).expect("issuer line").to_owned();
+    let discovery = http().get(format!("{issuer}/.well-known/openid-configuration")).send().await;
+    let _ = child.kill();
+    let discovery: Value = discovery.expect("the command serves").json().await.unwrap();
+    assert_eq!(discovery["issuer"], issuer.as_str());
+    assert!(issuer.ends_with("/eu-west-1_Dev0Pool1"), "{issuer}");
+    assert!(printed.iter().any(|l| l == "client: portcullis-example (confidential)"), "{printed:?}");
+    assert!(printed.iter().any(|l| l.starts_with("user: alice")), "{printed:?}");
+}

@@ -102,6 +102,24 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// The demo's pool: the default users and one public client for a gateway at
+    /// `gateway_url` (callback `/auth/callback`, sign-out back to `/`).
+    pub fn demo(gateway_url: &str) -> Self {
+        let gateway_url = gateway_url.trim_end_matches('/');
+        Self {
+            clients: vec![ClientSettings {
+                client_id: "portcullis-demo".into(),
+                client_secret: None,
+                callback_urls: vec![format!("{gateway_url}/auth/callback")],
+                logout_urls: vec![format!("{gateway_url}/")],
+                allowed_scopes: default_scopes(),
+            }],
+            ..Self::default()
+        }
+    }
+}
+
 impl UserSettings {
     /// A UUID-shaped subject that stays the same for the same username.
     pub fn subject(&self) -> String {
