@@ -5,6 +5,11 @@ use portcullis::{Config, Portcullis};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc: the proxy path allocates many small, short-lived buffers across threads;
+/// glibc malloc spent measurably more time on them (see bench/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// OAuth2/OIDC backend-for-frontend gateway: keeps tokens out of single-page apps.
 #[derive(Parser)]
 #[command(name = "portcullis", version, about)]

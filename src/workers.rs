@@ -93,6 +93,7 @@ impl Worker {
         let builder = http_builder(&self.config);
         let mut connections = tokio::task::JoinSet::new();
         let mut hard_stop = self.hard_stop.clone();
+        tokio::spawn(keep_time_driver_armed());
         loop {
             tokio::select! {
                 accepted = incoming.recv() => match accepted {
@@ -140,6 +141,20 @@ impl Worker {
             }
             open_connections.dec();
         });
+    }
+}
+
+/// Keeps a timer at most a second away in this worker's time driver.
+///
+/// Every request re-arms timers seconds ahead (header read, response, idle). Tokio
+/// wakes its driver through an eventfd write whenever a timer is armed earlier than the
+/// driver's next wake, which is always the case once the previous request's timer is
+/// gone: one extra `write` and `epoll_wait` per request. With this tick pending, the
+/// next wake is never later than a second, so re-arming costs no syscall.
+async fn keep_time_driver_armed() {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
     }
 }
 
