@@ -23,6 +23,12 @@ pub enum GatewayError {
     NoRoute,
     #[error("client sent no request body data for {0:?}")]
     ClientBodyTimeout(std::time::Duration),
+    #[error("client closed or broke its request body")]
+    ClientAborted,
+    #[error("request path has dot segments")]
+    DotSegments,
+    #[error("method {0} is not proxied")]
+    MethodNotAllowed(http::Method),
     #[error("upstream connection failed")]
     UpstreamUnreachable(#[source] BoxError),
     #[error("upstream did not answer within {0:?}")]
@@ -38,7 +44,11 @@ pub enum GatewayError {
 impl GatewayError {
     pub fn source_kind(&self) -> ErrorSource {
         match self {
-            GatewayError::NoRoute | GatewayError::ClientBodyTimeout(_) => ErrorSource::Client,
+            GatewayError::NoRoute
+            | GatewayError::ClientBodyTimeout(_)
+            | GatewayError::ClientAborted
+            | GatewayError::DotSegments
+            | GatewayError::MethodNotAllowed(_) => ErrorSource::Client,
             GatewayError::UpstreamUnreachable(_)
             | GatewayError::UpstreamTimeout(_)
             | GatewayError::UpstreamFailed(_)
@@ -51,6 +61,8 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute => StatusCode::NOT_FOUND,
             GatewayError::ClientBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            GatewayError::ClientAborted | GatewayError::DotSegments => StatusCode::BAD_REQUEST,
+            GatewayError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::UpstreamUnreachable(_) | GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => {
                 StatusCode::BAD_GATEWAY
@@ -64,6 +76,9 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute => "not_found",
             GatewayError::ClientBodyTimeout(_) => "request_timeout",
+            GatewayError::ClientAborted => "bad_request",
+            GatewayError::DotSegments => "bad_path",
+            GatewayError::MethodNotAllowed(_) => "method_not_allowed",
             GatewayError::UpstreamUnreachable(_) => "upstream_unreachable",
             GatewayError::UpstreamTimeout(_) => "upstream_timeout",
             GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => "bad_gateway",
@@ -76,6 +91,9 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute => "Nothing is served at this path.",
             GatewayError::ClientBodyTimeout(_) => "The request body stopped arriving.",
+            GatewayError::ClientAborted => "The request body was incomplete.",
+            GatewayError::DotSegments => "The request path must not contain \".\" or \"..\" segments.",
+            GatewayError::MethodNotAllowed(_) => "This method is not supported.",
             GatewayError::UpstreamUnreachable(_) => {
                 "The application is not reachable right now. Please try again shortly."
             }

@@ -11,13 +11,13 @@ use crate::proxy::Proxy;
 use crate::proxy::body::ProxyBody;
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::respond;
-use http::{Request, Response};
+use crate::shutdown::ShutdownSignals;
+use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::watch;
 
 pub struct Gateway {
     proxy: Proxy,
@@ -27,9 +27,9 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: &Config, metrics: Arc<Metrics>, hard_stop: watch::Receiver<bool>) -> Self {
+    pub fn new(config: &Config, metrics: Arc<Metrics>, shutdown: ShutdownSignals) -> Self {
         Self {
-            proxy: Proxy::new(config, &metrics, hard_stop),
+            proxy: Proxy::new(config, &metrics, shutdown),
             unrouted: metrics.for_route(NO_ROUTE),
             metrics,
             access_log: config.log.access_log,
@@ -47,9 +47,13 @@ impl Gateway {
         let logged = self.access_log.then(|| (request.method().clone(), request.uri().path().to_owned()));
 
         let route = self.proxy.route(request.uri().path());
-        let result = match route {
-            Some(route) => self.proxy.forward(route, request, peer, &request_id).await,
-            None => Err(GatewayError::NoRoute),
+        let result = if let Some(refusal) = refuse_early(&request) {
+            Err(refusal)
+        } else {
+            match route {
+                Some(route) => self.proxy.forward(route, request, peer, &request_id).await,
+                None => Err(GatewayError::NoRoute),
+            }
         };
         let id = request_id.to_str().unwrap_or_default();
         let mut response = result.unwrap_or_else(|err| {
@@ -76,5 +80,40 @@ impl Gateway {
             );
         }
         Ok(response)
+    }
+}
+
+/// Requests refused before routing: methods a gateway in front of an app never
+/// proxies (CONNECT would open a tunnel, TRACE reflects headers), and paths with dot
+/// segments, which an upstream could resolve outside the route that matched them.
+/// Browsers resolve dot segments before sending, so only hand-made requests have them.
+fn refuse_early(request: &Request<Incoming>) -> Option<GatewayError> {
+    let method = request.method();
+    if method == Method::CONNECT || method == Method::TRACE {
+        return Some(GatewayError::MethodNotAllowed(method.clone()));
+    }
+    has_dot_segment(request.uri().path()).then_some(GatewayError::DotSegments)
+}
+
+/// `.` or `..` as a path segment, also percent-encoded (`%2e`, `.%2E`, ...).
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_dot_segment;
+
+    #[test]
+    fn dot_segments_in_any_spelling() {
+        for path in ["/a/../b", "/..", "/a/./b", "/a/%2e%2e/b", "/a/.%2E/b", "/%2E/x", "/a/.."] {
+            assert!(has_dot_segment(path), "{path}");
+        }
+        for path in ["/", "/a/b", "/a/..b", "/a/b..", "/.well-known/x", "/a/.../b", "/%2e%2e%2e"] {
+            assert!(!has_dot_segment(path), "{path}");
+        }
     }
 }

@@ -22,8 +22,9 @@ pub mod proxy;
 pub mod request_id;
 pub mod respond;
 pub mod server;
+mod shutdown;
 pub mod telemetry;
 mod workers;
 
 pub use config::Config;
-pub use server::{Portcullis, StartError};
+pub use server::{Portcullis, RunError, StartError};

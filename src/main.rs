@@ -90,10 +90,14 @@ fn run(path: &std::path::Path) -> ExitCode {
     let _log_guard = portcullis::telemetry::init(&config.log);
     runtime().block_on(async move {
         match Portcullis::bind(config).await {
-            Ok(gateway) => {
-                gateway.run(shutdown_signal()).await;
-                ExitCode::SUCCESS
-            }
+            Ok(gateway) => match gateway.run(shutdown_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!(error = %err, "gateway failed");
+                    eprintln!("portcullis: {err}");
+                    ExitCode::FAILURE
+                }
+            },
             Err(err) => {
                 tracing::error!(error = %err, "startup failed");
                 eprintln!("portcullis: {err}");

@@ -9,6 +9,7 @@
 use crate::admin::{self, Readiness};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::shutdown::ShutdownControl;
 use crate::workers::Workers;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
@@ -24,6 +25,12 @@ pub struct StartError {
     pub key: &'static str,
     pub addr: SocketAddr,
     pub source: std::io::Error,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot start connection worker threads: {0}")]
+    Workers(#[source] std::io::Error),
 }
 
 /// A gateway with its sockets bound, ready to [`run`](Portcullis::run).
@@ -52,8 +59,8 @@ impl Portcullis {
     }
 
     /// Serves until `shutdown` completes, then drains.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let (hard_stop, _) = watch::channel(false);
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+        let shutdown_control = ShutdownControl::new();
         let metrics = Arc::new(Metrics::new());
         let (admin_stop, admin_stop_rx) = watch::channel(false);
         let admin_listener_addr = self.admin_addr();
@@ -61,12 +68,9 @@ impl Portcullis {
         let admin_task = tokio::spawn(serve_admin(self.admin_listener, admin, admin_stop_rx));
 
         let worker_count = self.config.server.workers;
-        let mut workers = match Workers::start(worker_count, &self.config, &metrics, &hard_stop) {
+        let mut workers = match Workers::start(worker_count, &self.config, &metrics, &shutdown_control.signals()) {
             Ok(workers) => workers,
-            Err(err) => {
-                tracing::error!(error = %err, "cannot start connection workers");
-                return;
-            }
+            Err(source) => return Err(RunError::Workers(source)),
         };
         let graceful = GracefulShutdown::new();
         self.readiness.set(true);
@@ -101,14 +105,22 @@ impl Portcullis {
         self.readiness.set(false);
         let deadline = self.config.server.shutdown_timeout;
         tracing::info!(connections = graceful.count(), ?deadline, "shutting down: draining in-flight requests");
+        let drained = async {
+            graceful.shutdown().await;
+            if shutdown_control.open_tunnels() > 0 {
+                tracing::info!(tunnels = shutdown_control.open_tunnels(), "waiting for upgraded connections to close");
+            }
+            shutdown_control.tunnels_closed().await;
+        };
         tokio::select! {
-            () = graceful.shutdown() => tracing::info!("drained: all connections closed"),
+            () = drained => tracing::info!("drained: all connections closed"),
             () = tokio::time::sleep(deadline) => tracing::warn!("drain deadline passed: closing remaining connections"),
         }
-        let _ = hard_stop.send(true);
+        shutdown_control.stop_now();
         workers.finished().await;
         let _ = admin_stop.send(true);
         let _ = admin_task.await;
+        Ok(())
     }
 
     /// For embedding and tests: the readiness flag the admin listener reports.

@@ -10,13 +10,14 @@
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
+use crate::shutdown::ShutdownSignals;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 /// A connection accepted on the main listener, on its way to a worker.
 struct Accepted {
@@ -36,13 +37,13 @@ impl Workers {
         count: usize,
         config: &Config,
         metrics: &Arc<Metrics>,
-        hard_stop: &watch::Sender<bool>,
+        shutdown: &ShutdownSignals,
     ) -> std::io::Result<Self> {
         let mut workers = Self { queues: Vec::new(), next: 0, finished: Vec::new() };
         for index in 0..count.max(1) {
             let (queue, incoming) = mpsc::unbounded_channel();
             let (finished_tx, finished) = oneshot::channel();
-            let worker = Worker { config: config.clone(), metrics: metrics.clone(), hard_stop: hard_stop.subscribe() };
+            let worker = Worker { config: config.clone(), metrics: metrics.clone(), shutdown: shutdown.clone() };
             std::thread::Builder::new().name(format!("portcullis-worker-{index}")).spawn(move || {
                 let runtime =
                     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("worker runtime starts");
@@ -84,15 +85,15 @@ impl Workers {
 struct Worker {
     config: Config,
     metrics: Arc<Metrics>,
-    hard_stop: watch::Receiver<bool>,
+    shutdown: ShutdownSignals,
 }
 
 impl Worker {
     async fn serve(self, mut incoming: mpsc::UnboundedReceiver<Accepted>) {
-        let gateway = Arc::new(Gateway::new(&self.config, self.metrics.clone(), self.hard_stop.clone()));
+        let gateway = Arc::new(Gateway::new(&self.config, self.metrics.clone(), self.shutdown.clone()));
         let builder = http_builder(&self.config);
         let mut connections = tokio::task::JoinSet::new();
-        let mut hard_stop = self.hard_stop.clone();
+        let mut shutdown = self.shutdown.clone();
         tokio::spawn(keep_time_driver_armed());
         loop {
             tokio::select! {
@@ -106,7 +107,7 @@ impl Worker {
         // No new connections: let the current ones finish, unless the drain deadline passes.
         tokio::select! {
             () = async { while connections.join_next().await.is_some() {} } => {}
-            _ = hard_stop.wait_for(|stop| *stop) => connections.abort_all(),
+            () = shutdown.hard_stop() => connections.abort_all(),
         }
     }
 
@@ -130,14 +131,14 @@ impl Worker {
         let connection =
             watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned());
         let open_connections = self.metrics.open_connections.clone();
-        let mut hard_stop = self.hard_stop.clone();
+        let mut shutdown = self.shutdown.clone();
         open_connections.inc();
         connections.spawn(async move {
             tokio::select! {
                 result = connection => if let Err(err) = result {
                     tracing::debug!(error = %err, "connection ended with an error");
                 },
-                _ = hard_stop.wait_for(|stop| *stop) => {}
+                () = shutdown.hard_stop() => {}
             }
             open_connections.dec();
         });

@@ -17,7 +17,7 @@ async fn run_logs_json_serves_and_exits_cleanly_on_sigterm() {
     let config = dir.path().join("portcullis.toml");
     std::fs::write(&config, format!("[[route]]\nprefix = \"/\"\nupstream = \"http://{app}\"\n")).unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["run", "--config"])
         .arg(&config)
         .env("PORTCULLIS_SERVER__LISTEN", "127.0.0.1:0")
@@ -25,10 +25,11 @@ async fn run_logs_json_serves_and_exits_cleanly_on_sigterm() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut child = common::ChildGuard(child);
 
     // Every stdout line, read on a thread so the test can wait with a bound.
     let (lines_tx, lines) = mpsc::channel::<String>();
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.0.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = lines_tx.send(line);
@@ -70,12 +71,12 @@ async fn run_logs_json_serves_and_exits_cleanly_on_sigterm() {
     assert!(access["duration_ms"].as_f64().unwrap() >= 0.0);
     assert_eq!(access["level"], "INFO");
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let status = {
         let deadline = std::time::Instant::now() + common::BOUND;
         loop {
-            if let Some(status) = child.try_wait().unwrap() {
+            if let Some(status) = child.0.try_wait().unwrap() {
                 break status;
             }
             assert!(std::time::Instant::now() < deadline, "portcullis did not exit after SIGTERM");

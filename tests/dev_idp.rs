@@ -441,13 +441,10 @@ async fn refresh_without_rotation_keeps_the_refresh_token() {
 
 #[tokio::test]
 async fn refresh_with_rotation_honours_the_grace_period() {
-    let idp = DevIdp::start(Settings {
-        rotate_refresh_tokens: true,
-        rotation_grace: Duration::from_millis(400),
-        ..settings()
-    })
-    .await
-    .unwrap();
+    let idp =
+        DevIdp::start(Settings { rotate_refresh_tokens: true, rotation_grace: Duration::from_secs(2), ..settings() })
+            .await
+            .unwrap();
     let tokens = signed_in_tokens(&idp).await;
     let first = tokens["refresh_token"].as_str().unwrap().to_owned();
     let refresh = |t: String| {
@@ -460,7 +457,7 @@ async fn refresh_with_rotation_honours_the_grace_period() {
     let second = body["refresh_token"].as_str().expect("rotation returns a new refresh token").to_owned();
     assert_ne!(second, first);
     assert_eq!(refresh(first.clone()).await.0, 200, "the old token works within the grace period");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(refresh(first).await.1["error"], "invalid_grant", "and not after it");
     assert_eq!(refresh(second).await.0, 200, "the new one works");
 }
@@ -580,14 +577,22 @@ async fn knobs_inject_failures_and_rotate_keys() {
 async fn dev_idp_command_serves_its_settings_file() {
     use std::io::{BufRead, BufReader};
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dev-idp.example.toml");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+    struct Guard(std::process::Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["dev-idp", "--listen", "127.0.0.1:0", "--idp-config"])
         .arg(&example)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut child = Guard(child);
     let (tx, lines) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.0.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = tx.send(line);
@@ -599,7 +604,7 @@ async fn dev_idp_command_serves_its_settings_file() {
     }
     let issuer = printed.iter().find_map(|l| l.strip_prefix("issuer: ")).expect("issuer line").to_owned();
     let discovery = http().get(format!("{issuer}/.well-known/openid-configuration")).send().await;
-    let _ = child.kill();
+    drop(child);
     let discovery: Value = discovery.expect("the command serves").json().await.unwrap();
     assert_eq!(discovery["issuer"], issuer.as_str());
     assert!(issuer.ends_with("/eu-west-1_Dev0Pool1"), "{issuer}");

@@ -12,22 +12,29 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 
-/// An upstream that reports when a request arrives and answers 600 ms later.
-async fn slow_upstream() -> (std::net::SocketAddr, oneshot::Receiver<()>) {
+/// An upstream that reports when a request arrives and answers once released.
+async fn held_upstream() -> (std::net::SocketAddr, oneshot::Receiver<()>, oneshot::Sender<()>) {
     let (arrived_tx, arrived) = oneshot::channel();
-    let arrived_tx = Arc::new(Mutex::new(Some(arrived_tx)));
+    let (release, released) = oneshot::channel::<()>();
+    let state = Arc::new(Mutex::new((Some(arrived_tx), Some(released))));
     let addr = upstream::serve(move |_| {
-        let arrived_tx = arrived_tx.clone();
+        let state = state.clone();
         async move {
-            if let Some(tx) = arrived_tx.lock().unwrap().take() {
+            let (arrived_tx, released) = {
+                let mut state = state.lock().unwrap();
+                (state.0.take(), state.1.take())
+            };
+            if let Some(tx) = arrived_tx {
                 let _ = tx.send(());
             }
-            tokio::time::sleep(Duration::from_millis(600)).await;
+            if let Some(released) = released {
+                let _ = timeout(BOUND, released).await;
+            }
             Response::new(full("finished"))
         }
     })
     .await;
-    (addr, arrived)
+    (addr, arrived, release)
 }
 
 async fn readyz(gateway: &common::TestGateway) -> u16 {
@@ -36,7 +43,7 @@ async fn readyz(gateway: &common::TestGateway) -> u16 {
 
 #[tokio::test]
 async fn in_flight_requests_finish_while_new_ones_are_refused() {
-    let (app, arrived) = slow_upstream().await;
+    let (app, arrived, release) = held_upstream().await;
     let mut gateway = ConfigBuilder::new().server("shutdown_timeout = \"10s\"").route("/", app).start().await;
     assert_eq!(readyz(&gateway).await, 200);
     assert_eq!(common::get(&gateway.admin_url("/healthz"), &[]).await.status, 200);
@@ -53,6 +60,8 @@ async fn in_flight_requests_finish_while_new_ones_are_refused() {
     }
     let refused = tokio::net::TcpStream::connect(gateway.addr).await;
     assert!(refused.is_err(), "the listener is closed during the drain");
+    assert!(!in_flight.is_finished(), "the request is still in flight while draining");
+    release.send(()).unwrap();
 
     let reply = timeout(BOUND, in_flight).await.unwrap().unwrap();
     assert_eq!(reply.status, 200, "the in-flight request finished");
@@ -62,10 +71,11 @@ async fn in_flight_requests_finish_while_new_ones_are_refused() {
 
 #[tokio::test]
 async fn drain_deadline_cuts_requests_that_outlive_it() {
+    let (app, mut arrived) = upstream::hanging().await;
     let gateway = ConfigBuilder::new()
         .server("shutdown_timeout = \"300ms\"")
         .upstream("response_timeout = \"60s\"")
-        .route("/", upstream::silent().await)
+        .route("/", app)
         .start()
         .await;
 
@@ -74,7 +84,7 @@ async fn drain_deadline_cuts_requests_that_outlive_it() {
         let request = Request::get(url).body(Default::default()).unwrap();
         common::client().request(request).await
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    timeout(BOUND, arrived.recv()).await.expect("the request reached the upstream").unwrap();
 
     let started = Instant::now();
     gateway.stopped().await;

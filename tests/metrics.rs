@@ -35,5 +35,15 @@ async fn requests_and_upstream_errors_are_counted() {
     assert_eq!(value_of(&metrics, r#"portcullis_http_requests_total{route="-",status="4xx"}"#), 1.0);
     assert_eq!(value_of(&metrics, r#"portcullis_http_request_duration_seconds_count{route="/app/"}"#), 3.0);
     assert_eq!(value_of(&metrics, r#"portcullis_upstream_errors_total{kind="upstream_unreachable"}"#), 1.0);
-    assert!(value_of(&metrics, "portcullis_open_connections") >= 0.0);
+    // A connection held open is counted.
+    let _held = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    let deadline = std::time::Instant::now() + common::BOUND;
+    loop {
+        let metrics = get(&gateway.admin_url("/metrics"), &[]).await.text();
+        if value_of(&metrics, "portcullis_open_connections") >= 1.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "an open connection is never counted");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

@@ -73,10 +73,16 @@ async fn forwarded_headers_replace_what_the_client_sent() {
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "evil.example"),
             ("forwarded", "for=6.6.6.6;proto=https"),
+            ("x-real-ip", "6.6.6.6"),
+            ("true-client-ip", "6.6.6.6"),
+            ("x-forwarded-port", "443"),
         ],
     )
     .await
     .json();
+    for name in ["x-real-ip", "true-client-ip", "x-forwarded-port"] {
+        assert!(seen(&echo, name).is_empty(), "{name} crossed the proxy: {echo}");
+    }
 
     assert_eq!(seen(&echo, "x-forwarded-for"), ["127.0.0.1"]);
     assert_eq!(seen(&echo, "x-forwarded-proto"), ["http"]);
@@ -118,4 +124,33 @@ async fn request_id_is_kept_or_generated_and_returned() {
 
     let reply = get(&gateway.url("/"), &[]).await;
     assert_eq!(seen(&reply.json(), "x-request-id"), [reply.header("x-request-id").unwrap()]);
+}
+
+#[tokio::test]
+async fn only_websocket_upgrades_are_forwarded() {
+    let app = upstream::echo().await;
+    let gateway = ConfigBuilder::new().route("/", app).start().await;
+
+    // h2c would let the client talk HTTP/2 straight to the upstream, past the gateway.
+    let echo = get(
+        &gateway.url("/"),
+        &[("connection", "Upgrade, HTTP2-Settings"), ("upgrade", "h2c"), ("http2-settings", "AAMAAABkAAQAAP__")],
+    )
+    .await
+    .json();
+    assert!(seen(&echo, "upgrade").is_empty(), "{echo}");
+    assert!(seen(&echo, "http2-settings").is_empty(), "{echo}");
+    assert!(!seen(&echo, "connection").iter().any(|v| v.to_ascii_lowercase().contains("upgrade")), "{echo}");
+
+    // A WebSocket upgrade on POST is not one.
+    let reply = common::send(
+        &common::client(),
+        http::Request::post(gateway.url("/"))
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .body(Default::default())
+            .unwrap(),
+    )
+    .await;
+    assert!(seen(&reply.json(), "upgrade").is_empty());
 }

@@ -68,3 +68,42 @@ async fn host_is_the_upstreams_unless_preserved() {
     let echo = get(&gateway.url("/keep/x"), &[("host", "app.example.com")]).await.json();
     assert_eq!(seen(&echo, "host"), ["app.example.com"]);
 }
+
+#[tokio::test]
+async fn dot_segments_and_unproxied_methods_are_refused_before_routing() {
+    let app = upstream::echo().await;
+    let gateway = ConfigBuilder::new()
+        .route_with("/docs/", &format!("http://{app}/public/"), "strip_prefix = true")
+        .start()
+        .await;
+
+    for path in ["/docs/../private/x", "/docs/%2e%2e/private/x", "/docs/.%2E/x", "/docs/./x"] {
+        // Sent raw: an HTTP client library would resolve the dot segments first.
+        let mut stream = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nhost: app\r\naccept: application/json\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(common::BOUND, stream.read_to_string(&mut answer)).await.unwrap().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
+        assert!(answer.contains("bad_path"), "{path}: {answer}");
+    }
+
+    let trace = common::send(
+        &common::client(),
+        http::Request::builder()
+            .method("TRACE")
+            .uri(gateway.url("/docs/x"))
+            .header("accept", "application/json")
+            .body(Default::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(trace.status, 405);
+    assert_eq!(trace.json()["error"], "method_not_allowed");
+}

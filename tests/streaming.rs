@@ -180,3 +180,33 @@ async fn one_gib_each_way_with_flat_memory() {
     let growth = peak_rss_mib().saturating_sub(before);
     assert!(growth < 64, "peak memory grew by {growth} MiB while streaming 2 GiB (before: {before} MiB)");
 }
+
+#[tokio::test]
+async fn slow_upload_outlasting_the_response_timeout_succeeds() {
+    // The response timeout measures the upstream once it has the whole request; a slow
+    // upload is governed by the idle timeout alone.
+    let app = upstream::serve(|request: Request<hyper::body::Incoming>| async move {
+        let body = request.into_body().collect().await.unwrap().to_bytes();
+        Response::new(full(body.len().to_string()))
+    })
+    .await;
+    let gateway = ConfigBuilder::new()
+        .upstream("response_timeout = \"300ms\"")
+        .upstream("idle_timeout = \"5s\"")
+        .route("/", app)
+        .start()
+        .await;
+
+    let (tx, rx) = mpsc::channel::<Chunk>(1);
+    tokio::spawn(async move {
+        for _ in 0..8 {
+            tx.send(Ok(Frame::data(Bytes::from_static(b"0123456789")))).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        }
+    });
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let request = Request::post(gateway.url("/slow-upload")).body(channel_body(rx)).unwrap();
+    let response = timeout(BOUND, client.request(request)).await.unwrap().unwrap();
+    assert_eq!(response.status(), 200, "an upload of 1.2 s is not a 300 ms upstream timeout");
+    assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "80");
+}

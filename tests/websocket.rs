@@ -74,3 +74,23 @@ async fn upgrade_refused_by_upstream_is_an_ordinary_response() {
     let echo = reply.json();
     assert_eq!(common::upstream::seen(&echo, "upgrade"), ["websocket"], "upgrade intent is forwarded");
 }
+
+#[tokio::test]
+async fn open_tunnels_are_drained_then_cut_at_the_deadline() {
+    let ws = echo_server().await;
+    let mut gateway = ConfigBuilder::new().server("shutdown_timeout = \"1s\"").route("/", ws).start().await;
+    let url = format!("ws://{}/ws", gateway.addr);
+    let (mut socket, _) = timeout(BOUND, tokio_tungstenite::connect_async(url)).await.unwrap().unwrap();
+
+    let started = std::time::Instant::now();
+    gateway.begin_shutdown();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    socket.send(Message::text("still there?")).await.unwrap();
+    let echoed = timeout(BOUND, socket.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(echoed, Message::text("still there?"), "the tunnel lives on during the drain");
+
+    gateway.stopped().await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900), "the drain waited for the tunnel");
+    let after = timeout(BOUND, socket.next()).await.expect("the tunnel is cut, not left hanging");
+    assert!(!matches!(after, Some(Ok(Message::Text(_)))), "{after:?}");
+}

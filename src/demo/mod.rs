@@ -25,7 +25,7 @@ pub async fn run(port: u16, shutdown: impl Future<Output = ()>) -> Result<(), Bo
     println!("  admin: http://{}/readyz", gateway.admin_addr());
     println!("  (Ctrl-C to stop)");
     println!();
-    gateway.run(shutdown).await;
+    gateway.run(shutdown).await?;
     Ok(())
 }
 

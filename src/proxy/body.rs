@@ -82,6 +82,83 @@ where
     }
 }
 
+/// An error of the client's request body (it stalled, or the client went away), kept
+/// apart from upstream errors so it is not blamed on the upstream.
+#[derive(Debug, thiserror::Error)]
+#[error("request body from the client failed")]
+pub struct ClientBodyError(#[source] pub BoxError);
+
+/// The request body on its way upstream: tags its errors as the client's and reports
+/// when it has been sent completely (or given up), so the wait for the upstream's
+/// answer starts only then: a long upload is not a slow upstream.
+pub struct RequestBody<B> {
+    inner: B,
+    sent: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl<B: Body> RequestBody<B> {
+    /// The body, and what completes once it is sent (None when it is empty already).
+    pub fn new(inner: B) -> (Self, Option<tokio::sync::oneshot::Receiver<()>>) {
+        if inner.is_end_stream() {
+            return (Self { inner, sent: None }, None);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (Self { inner, sent: Some(tx) }, Some(rx))
+    }
+}
+
+impl<B> RequestBody<B> {
+    fn finished(&mut self) {
+        if let Some(sent) = self.sent.take() {
+            let _ = sent.send(());
+        }
+    }
+}
+
+impl<B> Drop for RequestBody<B> {
+    fn drop(&mut self) {
+        self.finished();
+    }
+}
+
+impl<B> Body for RequestBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match frame {
+            Some(Ok(frame)) => {
+                if this.inner.is_end_stream() {
+                    this.finished();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(err)) => {
+                this.finished();
+                Poll::Ready(Some(Err(Box::new(ClientBodyError(err.into())))))
+            }
+            None => {
+                this.finished();
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,13 +1,13 @@
 //! The pooled HTTP/1.1 client that talks to upstreams.
 
-use super::body::IdleTimeout;
+use super::body::{IdleTimeout, RequestBody};
 use crate::config::UpstreamConfig;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-pub type UpstreamClient = Client<HttpConnector, IdleTimeout<Incoming>>;
+pub type UpstreamClient = Client<HttpConnector, RequestBody<IdleTimeout<Incoming>>>;
 
 pub fn build(config: &UpstreamConfig) -> UpstreamClient {
     let mut connector = HttpConnector::new();

@@ -10,7 +10,7 @@
 //!    standard `Forwarded` header follows the same rule.
 
 use http::HeaderMap;
-use http::header::{CONNECTION, FORWARDED, HeaderName, HeaderValue, TE, TRANSFER_ENCODING, UPGRADE};
+use http::header::{CONNECTION, COOKIE, FORWARDED, HeaderName, HeaderValue, TE, TRANSFER_ENCODING, UPGRADE};
 use std::net::IpAddr;
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -47,6 +47,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// The protocol a client asks to switch to (`Connection: upgrade` + `Upgrade: x`).
+/// Only WebSocket passes: tunnelling any other protocol (h2c above all) would let a
+/// client speak to the upstream past the gateway's per-request rules.
 pub fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
     let asks = headers
         .get_all(CONNECTION)
@@ -54,7 +56,8 @@ pub fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    if asks { headers.get(UPGRADE).cloned() } else { None }
+    let websocket = headers.get(UPGRADE).filter(|p| p.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if asks { websocket.cloned() } else { None }
 }
 
 /// Puts back the two headers an upgrade needs after hop-by-hop removal.
@@ -95,6 +98,33 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: &ClientFacts<'_>, trust_in
     }
     if !trust_incoming {
         headers.remove(FORWARDED);
+        for name in &OTHER_CLIENT_ADDRESS_HEADERS {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Other names proxies use for the client's address or the original URL; a client can
+/// send them too, so they are removed unless incoming forwarding headers are trusted.
+static OTHER_CLIENT_ADDRESS_HEADERS: [HeaderName; 7] = [
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("true-client-ip"),
+    HeaderName::from_static("x-client-ip"),
+    HeaderName::from_static("x-cluster-client-ip"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-forwarded-server"),
+];
+
+/// HTTP/2 may split `Cookie` into one field per cookie; an HTTP/1.1 upstream expects
+/// one header, joined with "; " (RFC 9113 §8.2.3).
+pub fn join_cookies(headers: &mut HeaderMap) {
+    if headers.get_all(COOKIE).iter().nth(1).is_none() {
+        return;
+    }
+    let parts: Vec<&[u8]> = headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes).collect();
+    if let Ok(value) = HeaderValue::from_bytes(&parts.join(&b"; "[..])) {
+        headers.insert(COOKIE, value);
     }
 }
 
@@ -152,6 +182,7 @@ mod tests {
             requested_upgrade(&map(&[("connection", "keep-alive, Upgrade"), ("upgrade", "websocket")])),
             Some(HeaderValue::from_static("websocket"))
         );
+        assert_eq!(requested_upgrade(&map(&[("connection", "upgrade"), ("upgrade", "h2c")])), None);
         assert_eq!(requested_upgrade(&map(&[("upgrade", "websocket")])), None);
         assert_eq!(requested_upgrade(&map(&[("connection", "upgrade")])), None);
     }
@@ -167,6 +198,8 @@ mod tests {
                 ("x-forwarded-proto", "https"),
                 ("x-forwarded-host", "evil.example"),
                 ("forwarded", "for=6.6.6.6"),
+                ("x-real-ip", "6.6.6.6"),
+                ("true-client-ip", "6.6.6.6"),
             ])
         };
 
@@ -176,6 +209,8 @@ mod tests {
         assert_eq!(headers["x-forwarded-proto"], "http");
         assert_eq!(headers["x-forwarded-host"], "app.example.com");
         assert!(!headers.contains_key("forwarded"));
+        assert!(!headers.contains_key("x-real-ip"));
+        assert!(!headers.contains_key("true-client-ip"));
 
         let mut headers = spoofed();
         set_forwarded(&mut headers, &client, true);
@@ -183,5 +218,13 @@ mod tests {
         assert_eq!(headers["x-forwarded-proto"], "https");
         assert_eq!(headers["x-forwarded-host"], "evil.example");
         assert!(headers.contains_key("forwarded"));
+        assert!(headers.contains_key("x-real-ip"));
+    }
+
+    #[test]
+    fn http2_cookie_fields_are_joined() {
+        let mut headers = map(&[("cookie", "a=1"), ("cookie", "b=2"), ("x", "y")]);
+        join_cookies(&mut headers);
+        assert_eq!(headers.get_all("cookie").iter().collect::<Vec<_>>(), ["a=1; b=2"]);
     }
 }

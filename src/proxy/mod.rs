@@ -14,15 +14,15 @@ mod upgrade;
 use crate::config::{Config, UpstreamConfig};
 use crate::error::{BoxError, GatewayError};
 use crate::metrics::Metrics;
-use body::{IdleTimeout, IdleTimeoutError, ProxyBody};
+use crate::shutdown::ShutdownSignals;
+use body::{ClientBodyError, IdleTimeout, IdleTimeoutError, ProxyBody, RequestBody};
 use headers::ClientFacts;
 use http::header::HOST;
-use http::{HeaderValue, Request, Response, StatusCode, Version};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use routes::{Route, RouteTable};
 use std::net::SocketAddr;
-use tokio::sync::watch;
 
 pub static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
@@ -31,18 +31,17 @@ pub struct Proxy {
     client: client::UpstreamClient,
     timeouts: UpstreamConfig,
     trust_forwarded_headers: bool,
-    /// Set when the drain deadline passes; upgraded tunnels end then.
-    hard_stop: watch::Receiver<bool>,
+    shutdown: ShutdownSignals,
 }
 
 impl Proxy {
-    pub fn new(config: &Config, metrics: &Metrics, hard_stop: watch::Receiver<bool>) -> Self {
+    pub fn new(config: &Config, metrics: &Metrics, shutdown: ShutdownSignals) -> Self {
         Self {
             routes: RouteTable::new(&config.routes, metrics),
             client: client::build(&config.upstream),
             timeouts: config.upstream.clone(),
             trust_forwarded_headers: config.server.trust_forwarded_headers,
-            hard_stop,
+            shutdown,
         }
     }
 
@@ -57,7 +56,9 @@ impl Proxy {
         peer: SocketAddr,
         request_id: &HeaderValue,
     ) -> Result<Response<ProxyBody>, GatewayError> {
-        let upgrade = headers::requested_upgrade(request.headers());
+        let upgrade = (request.method() == Method::GET && request.version() == Version::HTTP_11)
+            .then(|| headers::requested_upgrade(request.headers()))
+            .flatten();
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
 
         let (mut parts, body) = request.into_parts();
@@ -67,8 +68,11 @@ impl Proxy {
             .cloned()
             .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
         headers::remove_hop_by_hop(&mut parts.headers);
-        if let Some(protocol) = upgrade {
+        if let Some(protocol) = upgrade.clone() {
             headers::set_upgrade(&mut parts.headers, protocol);
+        }
+        if parts.version == Version::HTTP_2 {
+            headers::join_cookies(&mut parts.headers);
         }
         let client = ClientFacts { ip: peer.ip(), host: client_host.as_ref(), proto: "http" };
         headers::set_forwarded(&mut parts.headers, &client, self.trust_forwarded_headers);
@@ -82,14 +86,28 @@ impl Proxy {
             route.upstream_uri(&parts.uri).map_err(|_| GatewayError::Internal("could not build the upstream URI"))?;
         parts.version = Version::HTTP_11;
 
-        let upstream_request = Request::from_parts(parts, IdleTimeout::new(body, self.timeouts.idle_timeout));
-        let response = tokio::time::timeout(self.timeouts.response_timeout, self.client.request(upstream_request))
-            .await
-            .map_err(|_| GatewayError::UpstreamTimeout(self.timeouts.response_timeout))?
-            .map_err(|err| self.classify(err))?;
+        let (body, body_sent) = RequestBody::new(IdleTimeout::new(body, self.timeouts.idle_timeout));
+        let exchange = self.client.request(Request::from_parts(parts, body));
+        tokio::pin!(exchange);
+        // While the request body streams, only the idle timeout applies; the response
+        // timeout measures the upstream, from the moment it has the whole request.
+        let early = match body_sent {
+            Some(sent) => tokio::select! {
+                result = &mut exchange => Some(result),
+                _ = sent => None,
+            },
+            None => None,
+        };
+        let result = match early {
+            Some(result) => result,
+            None => tokio::time::timeout(self.timeouts.response_timeout, exchange)
+                .await
+                .map_err(|_| GatewayError::UpstreamTimeout(self.timeouts.response_timeout))?,
+        };
+        let response = result.map_err(|err| self.classify(err))?;
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            return self.switch_protocols(response, client_upgrade, request_id);
+            return self.switch_protocols(response, client_upgrade.zip(upgrade), request_id);
         }
         let (mut parts, body) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
@@ -97,37 +115,49 @@ impl Proxy {
         Ok(Response::from_parts(parts, IdleTimeout::new(body, self.timeouts.idle_timeout).boxed()))
     }
 
+    /// Joins client and upstream once the upstream agreed to the protocol the client
+    /// asked for; anything else is a bad gateway, not a tunnel.
     fn switch_protocols(
         &self,
         mut response: Response<Incoming>,
-        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        requested: Option<(hyper::upgrade::OnUpgrade, HeaderValue)>,
         request_id: &HeaderValue,
     ) -> Result<Response<ProxyBody>, GatewayError> {
-        let Some(client_upgrade) = client_upgrade else {
+        let Some((client_upgrade, protocol)) = requested else {
             return Err(GatewayError::UpgradeFailed("101 answer to a request that asked for no upgrade".into()));
         };
+        let agreed = response
+            .headers()
+            .get(http::header::UPGRADE)
+            .is_some_and(|answered| answered.as_bytes().eq_ignore_ascii_case(protocol.as_bytes()));
+        if !agreed {
+            return Err(GatewayError::UpgradeFailed("101 answer names another protocol".into()));
+        }
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         let request_id = request_id.to_str().unwrap_or_default().to_owned();
-        upgrade::tunnel(client_upgrade, upstream_upgrade, request_id, self.hard_stop.clone());
-        // Connection and Upgrade stay: the client needs them to complete the switch.
-        let (parts, _) = response.into_parts();
+        upgrade::tunnel(client_upgrade, upstream_upgrade, request_id, self.shutdown.clone());
+        let (mut parts, _) = response.into_parts();
+        headers::remove_hop_by_hop(&mut parts.headers);
+        headers::set_upgrade(&mut parts.headers, protocol);
         Ok(Response::from_parts(parts, body::empty()))
     }
 
-    /// Sorts a client error by cause: a stalled client body, a connect timeout, a
-    /// refused connection, or a broken exchange.
+    /// Sorts a client error by cause: the client's own body (stalled or aborted), a
+    /// connect timeout, a refused connection, or a broken exchange.
     fn classify(&self, err: hyper_util::client::legacy::Error) -> GatewayError {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&err);
-        while let Some(inner) = cause {
-            if let Some(idle) = inner.downcast_ref::<IdleTimeoutError>() {
-                return GatewayError::ClientBodyTimeout(idle.0);
-            }
-            if let Some(io) = inner.downcast_ref::<std::io::Error>()
-                && io.kind() == std::io::ErrorKind::TimedOut
-            {
-                return GatewayError::UpstreamTimeout(self.timeouts.connect_timeout);
-            }
-            cause = inner.source();
+        let chain: Vec<&(dyn std::error::Error + 'static)> =
+            std::iter::successors(std::error::Error::source(&err), |e| e.source()).collect();
+        if let Some(idle) = chain.iter().find_map(|e| e.downcast_ref::<IdleTimeoutError>()) {
+            return GatewayError::ClientBodyTimeout(idle.0);
+        }
+        if chain.iter().any(|e| e.is::<ClientBodyError>()) {
+            return GatewayError::ClientAborted;
+        }
+        let timed_out = chain
+            .iter()
+            .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut));
+        if timed_out {
+            return GatewayError::UpstreamTimeout(self.timeouts.connect_timeout);
         }
         let connect = err.is_connect();
         let boxed: BoxError = Box::new(err);

@@ -1,13 +1,15 @@
 //! Protocol upgrades (WebSocket): once both sides have switched protocols, the two
 //! connections are joined and bytes are copied both ways until either side closes or
-//! the gateway's drain deadline passes.
+//! the gateway's drain deadline passes. An open tunnel counts as in flight for the drain.
 
+use crate::shutdown::ShutdownSignals;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::sync::watch;
 
-pub fn tunnel(client: OnUpgrade, upstream: OnUpgrade, request_id: String, mut hard_stop: watch::Receiver<bool>) {
+pub fn tunnel(client: OnUpgrade, upstream: OnUpgrade, request_id: String, mut shutdown: ShutdownSignals) {
+    let open = shutdown.tunnel_opened();
     tokio::spawn(async move {
+        let _open = open;
         let (client, upstream) = match tokio::try_join!(client, upstream) {
             Ok(pair) => pair,
             Err(err) => {
@@ -22,7 +24,7 @@ pub fn tunnel(client: OnUpgrade, upstream: OnUpgrade, request_id: String, mut ha
                 Ok((sent, received)) => tracing::debug!(request_id, sent, received, "upgraded connection closed"),
                 Err(err) => tracing::debug!(request_id, error = %err, "upgraded connection ended with an error"),
             },
-            _ = hard_stop.wait_for(|stop| *stop) => {
+            () = shutdown.hard_stop() => {
                 tracing::info!(request_id, "upgraded connection closed by shutdown");
             }
         }

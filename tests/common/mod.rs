@@ -71,7 +71,7 @@ pub struct TestGateway {
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    task: JoinHandle<Result<(), portcullis::RunError>>,
 }
 
 impl TestGateway {
@@ -105,7 +105,8 @@ impl TestGateway {
     /// Waits until `run` has returned (drained or cut at the deadline).
     pub async fn stopped(mut self) {
         self.begin_shutdown();
-        tokio::time::timeout(BOUND, &mut self.task).await.expect("gateway stops in time").expect("gateway task");
+        let result = tokio::time::timeout(BOUND, &mut self.task).await.expect("gateway stops in time");
+        result.expect("gateway task").expect("gateway ran without error");
     }
 }
 
@@ -162,8 +163,22 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
     send(&client(), request.body(Full::default()).unwrap()).await
 }
 
-/// A loopback port with nothing listening on it.
+/// A loopback port with nothing listening on it. The port stays bound (not listening)
+/// for the rest of the test process, so no parallel test can take it.
 pub fn closed_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    std::mem::forget(socket);
+    addr
+}
+
+/// A child process that is killed and reaped however the test ends.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -64,6 +64,20 @@ pub async fn echo() -> SocketAddr {
     .await
 }
 
+/// Answers nothing to any request, and reports each request's arrival.
+pub async fn hanging() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<()>) {
+    let (arrived_tx, arrived) = tokio::sync::mpsc::unbounded_channel();
+    let addr = serve(move |_| {
+        let arrived_tx = arrived_tx.clone();
+        async move {
+            let _ = arrived_tx.send(());
+            std::future::pending::<Response<UpstreamBody>>().await
+        }
+    })
+    .await;
+    (addr, arrived)
+}
+
 /// Accepts connections and never answers.
 pub async fn silent() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
