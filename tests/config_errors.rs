@@ -147,6 +147,8 @@ fn environment_mistakes_name_the_variable() {
             ("PORTCULLIS_SERVER__LISTNE", "127.0.0.1:1"),
             ("PORTCULLIS_UPSTREAM__IDLE_TIMEOUT", "soon"),
             ("PORTCULLIS_ROUTE__5__PREFIX", "/x"),
+            ("PORTCULLIS_SERVR__LISTEN", "127.0.0.1:1"),
+            ("PORTCULLIS_SERVER__WORKERS", "100000"),
         ],
     );
     let text: Vec<String> = found.iter().map(ToString::to_string).collect();
@@ -163,6 +165,8 @@ fn environment_mistakes_name_the_variable() {
         has("upstream.idle_timeout (set by PORTCULLIS_UPSTREAM__IDLE_TIMEOUT): \"soon\" is not a duration"),
         "{text:#?}"
     );
+    assert!(has("servr (set by PORTCULLIS_SERVR__LISTEN): unknown key"), "{text:#?}");
+    assert!(has("server.workers (set by PORTCULLIS_SERVER__WORKERS): 100000 is more than 256"), "{text:#?}");
 }
 
 /// Flattens a TOML table into `section.key` → value (arrays of tables by index).

@@ -16,6 +16,9 @@ const SIGNED_OUT: &str = "http://localhost:8080/";
 const PUBLIC: &str = "public-client";
 const CONFIDENTIAL: &str = "confidential-client";
 const SECRET: &str = "s3cret-of-the-confidential-client";
+/// A client whose credentials need form-encoding in Basic auth (RFC 6749 §2.3.1).
+const ENCODED: &str = "encoded:client";
+const ENCODED_SECRET: &str = "a+b/c=d%e f";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-and-some-more-entropy";
 
 fn settings() -> Settings {
@@ -26,7 +29,10 @@ fn settings() -> Settings {
         logout_urls: vec![SIGNED_OUT.into()],
         allowed_scopes: ["openid", "email", "profile"].map(String::from).to_vec(),
     };
-    Settings { clients: vec![client(PUBLIC, None), client(CONFIDENTIAL, Some(SECRET))], ..Settings::default() }
+    Settings {
+        clients: vec![client(PUBLIC, None), client(CONFIDENTIAL, Some(SECRET)), client(ENCODED, Some(ENCODED_SECRET))],
+        ..Settings::default()
+    }
 }
 
 fn http() -> reqwest::Client {
@@ -610,4 +616,54 @@ async fn dev_idp_command_serves_its_settings_file() {
     assert!(issuer.ends_with("/eu-west-1_Dev0Pool1"), "{issuer}");
     assert!(printed.iter().any(|l| l == "client: portcullis-example (confidential)"), "{printed:?}");
     assert!(printed.iter().any(|l| l.starts_with("user: alice")), "{printed:?}");
+}
+
+#[tokio::test]
+async fn basic_credentials_are_form_decoded_and_pkce_cannot_be_downgraded() {
+    let idp = DevIdp::start(settings()).await.unwrap();
+    let password = Settings::default().users[0].password.clone();
+    let encode = |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+
+    let (callback, _) = sign_in(&idp, ENCODED, &password).await;
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", encode(ENCODED), encode(ENCODED_SECRET)));
+    let code = query(&callback, "code").unwrap();
+    let response = http()
+        .post(format!("{}/oauth2/token", idp.base_url()))
+        .header("authorization", format!("Basic {basic}"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+
+    // Authorize without a challenge, then redeem with a verifier: refused.
+    let http = http();
+    let mut url = url::Url::parse(&authorize_url(&idp, PUBLIC, &[])).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| !k.starts_with("code_challenge"))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(&pairs);
+    let login = http.get(url.as_str()).send().await.unwrap();
+    let login = format!("{}/login?{}", idp.base_url(), location(&login).query().unwrap());
+    let signed_in =
+        http.post(&login).form(&[("username", "alice"), ("password", password.as_str())]).send().await.unwrap();
+    let code = query(&location(&signed_in), "code").unwrap();
+    let (status, body) = redeem(&idp, PUBLIC, &code).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+}
+
+#[tokio::test]
+async fn settings_that_would_forge_claims_are_refused() {
+    let mut forging = settings();
+    forging.users[0].attributes.insert("sub".into(), "someone-else".into());
+    let err = DevIdp::start(forging).await.err().expect("refused");
+    assert!(err.to_string().contains("\"sub\" is a claim the provider sets itself"), "{err}");
 }

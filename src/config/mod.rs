@@ -99,7 +99,12 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Self::from_sources(&text, path, std::env::vars())
+        // Non-UTF-8 variables cannot be ours (names and values are text); reading them
+        // with `vars()` would panic, so they are passed as lossy text and a bad
+        // PORTCULLIS_ value is reported like any other.
+        let env =
+            std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()));
+        Self::from_sources(&text, path, env)
     }
 
     /// The whole loading pipeline with the environment passed in, so tests can use a map.
@@ -119,7 +124,7 @@ impl Config {
         let config = raw.and_then(|raw| validate::validate(&raw, &mut problems));
         for problem in &mut problems {
             if problem.env_var.is_none() {
-                problem.env_var = origins.get(&problem.key).cloned();
+                problem.env_var = origin_of(&problem.key, &origins);
             }
         }
         match config {
@@ -127,6 +132,20 @@ impl Config {
             _ => Err(ConfigError::Invalid(problems)),
         }
     }
+}
+
+/// The variable that set `key`, or a key below it (an unknown section set only by the
+/// environment is reported as the section).
+fn origin_of(key: &str, origins: &std::collections::HashMap<String, String>) -> Option<String> {
+    origins.get(key).cloned().or_else(|| {
+        let mut below: Vec<&String> = origins
+            .iter()
+            .filter(|(set, _)| set.starts_with(&format!("{key}.")) || set.starts_with(&format!("{key}[")))
+            .map(|(_, var)| var)
+            .collect();
+        below.sort();
+        below.first().map(|var| var.to_string())
+    })
 }
 
 /// The defaults as a TOML table, with one default route so that env overrides of

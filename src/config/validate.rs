@@ -8,6 +8,9 @@ use http::uri::Scheme;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// More threads than this is a typo, not a tuning.
+const MAX_WORKERS: u32 = 256;
+
 /// Returns the typed config, or `None` with `problems` filled in.
 pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> {
     let before = problems.len();
@@ -21,7 +24,11 @@ pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> 
         trust_forwarded_headers: raw.server.trust_forwarded_headers,
         workers: match raw.server.workers {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
-            n => n as usize,
+            n if n <= MAX_WORKERS => n as usize,
+            n => {
+                check.fail("server.workers", format!("{n} is more than {MAX_WORKERS} (0 = one per CPU core)"));
+                1
+            }
         },
     };
     if server.listen == server.admin_listen && server.listen.port() != 0 {

@@ -10,6 +10,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use std::collections::HashMap;
 
+fn form_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("v={text}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+}
+
 pub fn authenticate<'a>(
     provider: &'a Provider,
     headers: &HeaderMap,
@@ -23,7 +27,8 @@ pub fn authenticate<'a>(
             let decoded = STANDARD.decode(encoded.trim()).map_err(|_| "invalid_client")?;
             let decoded = String::from_utf8(decoded).map_err(|_| "invalid_client")?;
             let (id, secret) = decoded.split_once(':').ok_or("invalid_client")?;
-            Ok::<_, &'static str>((id.to_owned(), Some(secret.to_owned())))
+            // RFC 6749 §2.3.1: both parts are form-urlencoded before joining.
+            Ok::<_, &'static str>((form_decode(id), Some(form_decode(secret))))
         })
         .transpose()?;
     let (client_id, secret) = match basic {

@@ -73,6 +73,7 @@ impl DevIdp {
 
     /// Serves on `listener` in a background task.
     pub fn serve_on(listener: TcpListener, settings: Settings) -> std::io::Result<DevIdp> {
+        settings.validate().map_err(std::io::Error::other)?;
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
         let issuer = format!("{base_url}/{}", settings.user_pool_id);

@@ -102,7 +102,43 @@ impl Default for Settings {
     }
 }
 
+/// Claims the provider sets itself; a user attribute must not override them.
+const RESERVED_CLAIMS: [&str; 16] = [
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "jti",
+    "nonce",
+    "at_hash",
+    "auth_time",
+    "token_use",
+    "origin_jti",
+    "event_id",
+    "cognito:username",
+    "cognito:groups",
+    "email",
+    "email_verified",
+];
+
 impl Settings {
+    /// Refuses settings that would make tokens lie about who issued them or to whom.
+    pub fn validate(&self) -> Result<(), String> {
+        for user in &self.users {
+            if let Some(name) = user.attributes.keys().find(|name| RESERVED_CLAIMS.contains(&name.as_str())) {
+                return Err(format!(
+                    "user {:?}: attribute {name:?} is a claim the provider sets itself",
+                    user.username
+                ));
+            }
+        }
+        if self.rotation_grace > std::time::Duration::from_secs(60) {
+            return Err("rotation_grace: Cognito allows 0 to 60 seconds".into());
+        }
+        Ok(())
+    }
+
     /// The demo's pool: the default users and one public client for a gateway at
     /// `gateway_url` (callback `/auth/callback`, sign-out back to `/`).
     pub fn demo(gateway_url: &str) -> Self {

@@ -103,6 +103,10 @@ fn authorization_code(
     {
         return Err("invalid_grant");
     }
+    // A verifier without a challenge is a downgrade attempt (RFC 9700 §2.1.1).
+    if grant.code_challenge.is_none() && form.contains_key("code_verifier") {
+        return Err("invalid_grant");
+    }
     if let Some(challenge) = &grant.code_challenge {
         let verifier = form.get("code_verifier").ok_or("invalid_grant")?;
         let computed = B64.encode(Sha256::digest(verifier.as_bytes()));
