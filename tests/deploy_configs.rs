@@ -25,7 +25,11 @@ fn kubernetes_configmaps_are_valid_configs() {
         assert!(toml.contains("[[route]]"), "{name}: no config found");
         let config = Config::from_sources(&toml, Path::new(name), std::iter::empty())
             .unwrap_or_else(|err| panic!("{name}: {err}"));
-        assert_eq!(config.server.admin_listen.to_string(), "0.0.0.0:9090", "{name}: probes need a pod-reachable admin port");
+        assert_eq!(
+            config.server.admin_listen.to_string(),
+            "0.0.0.0:9090",
+            "{name}: probes need a pod-reachable admin port"
+        );
         assert!(config.server.workers <= 2, "{name}: set workers explicitly");
     }
 }
