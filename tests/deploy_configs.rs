@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// The `portcullis.toml: |` block scalar of a Kubernetes ConfigMap, unindented.
 fn embedded_config(manifest: &str) -> String {
-    let mut lines = manifest.lines().skip_while(|line| !line.trim_end().ends_with("portcullis.toml: |")).skip(1);
+    let lines = manifest.lines().skip_while(|line| !line.trim_end().ends_with("portcullis.toml: |")).skip(1);
     let first = lines.clone().find(|l| !l.trim().is_empty()).expect("the block has content");
     let indent = first.len() - first.trim_start().len();
     lines

@@ -27,5 +27,6 @@ pub async fn openid_configuration(State(provider): State<Arc<Provider>>) -> Json
 }
 
 pub async fn jwks(State(provider): State<Arc<Provider>>) -> Json<Value> {
+    provider.store.count(super::store::Counter::JwksFetch);
     Json(provider.keys.jwks())
 }

@@ -61,6 +61,8 @@ pub struct Counters {
     pub revocations: u64,
     /// Token requests answered with an error (injected or real).
     pub token_errors: u64,
+    /// Times the JWKS was served.
+    pub jwks_fetches: u64,
 }
 
 #[derive(Default)]
@@ -79,6 +81,7 @@ pub struct Store {
     refresh_token: AtomicU64,
     revocations: AtomicU64,
     token_errors: AtomicU64,
+    jwks_fetches: AtomicU64,
 }
 
 pub enum Counter {
@@ -86,6 +89,7 @@ pub enum Counter {
     RefreshToken,
     Revocation,
     TokenError,
+    JwksFetch,
 }
 
 impl Store {
@@ -99,6 +103,7 @@ impl Store {
             Counter::RefreshToken => &self.refresh_token,
             Counter::Revocation => &self.revocations,
             Counter::TokenError => &self.token_errors,
+            Counter::JwksFetch => &self.jwks_fetches,
         };
         cell.fetch_add(1, Ordering::Relaxed);
     }
@@ -109,6 +114,7 @@ impl Store {
             refresh_token: self.refresh_token.load(Ordering::Relaxed),
             revocations: self.revocations.load(Ordering::Relaxed),
             token_errors: self.token_errors.load(Ordering::Relaxed),
+            jwks_fetches: self.jwks_fetches.load(Ordering::Relaxed),
         }
     }
 

@@ -1,0 +1,51 @@
+//! The identity provider, seen from the gateway: its metadata (discovery, or derived for
+//! Cognito), its signing keys (a cached JWKS), and the checks every token must pass.
+
+pub mod jwks;
+pub mod metadata;
+pub mod verify;
+
+use std::time::Duration;
+
+/// The back-channel HTTP client: no redirects (a token endpoint that redirects is an
+/// SSRF hole, and discovery must come from the issuer itself), bounded time.
+pub fn back_channel(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("HTTP client builds")
+}
+
+/// Why talking to the provider failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{what}: request to {url} failed: {source}")]
+    Unreachable { what: &'static str, url: String, source: reqwest::Error },
+    #[error("{what}: {url} answered {status}")]
+    Status { what: &'static str, url: String, status: u16 },
+    #[error("{what}: {url} sent an invalid document: {detail}")]
+    Invalid { what: &'static str, url: String, detail: String },
+}
+
+/// GETs `url` as JSON, with errors that say what was being fetched.
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    what: &'static str,
+    url: &str,
+) -> Result<T, ProviderError> {
+    let response =
+        http.get(url).send().await.map_err(|source| ProviderError::Unreachable { what, url: url.into(), source })?;
+    if !response.status().is_success() {
+        return Err(ProviderError::Status { what, url: url.into(), status: response.status().as_u16() });
+    }
+    let bytes =
+        response.bytes().await.map_err(|source| ProviderError::Unreachable { what, url: url.into(), source })?;
+    serde_json::from_slice(&bytes).map_err(|err| ProviderError::Invalid {
+        what,
+        url: url.into(),
+        detail: err.to_string(),
+    })
+}
