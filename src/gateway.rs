@@ -4,14 +4,18 @@
 //! into a response (`respond.rs`), and writes one access-log line. The log line names
 //! the path without its query string: queries can carry codes and tokens.
 
+use crate::auth::session::Session;
+use crate::auth::{self, Auth};
 use crate::config::Config;
 use crate::error::{ErrorSource, GatewayError};
 use crate::metrics::{Metrics, NO_ROUTE, RouteMetrics};
 use crate::proxy::Proxy;
 use crate::proxy::body::ProxyBody;
+use crate::proxy::routes::Route;
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::respond;
 use crate::shutdown::ShutdownSignals;
+use http::HeaderValue;
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use std::convert::Infallible;
@@ -21,16 +25,23 @@ use std::time::Instant;
 
 pub struct Gateway {
     proxy: Proxy,
+    auth: Option<Arc<Auth>>,
     metrics: Arc<Metrics>,
     unrouted: RouteMetrics,
+    auth_endpoints: RouteMetrics,
     access_log: bool,
 }
 
+/// The metrics and log label of the gateway's own `/auth/` endpoints.
+const AUTH_ROUTE: &str = "/auth/";
+
 impl Gateway {
-    pub fn new(config: &Config, metrics: Arc<Metrics>, shutdown: ShutdownSignals) -> Self {
+    pub fn new(config: &Config, auth: Option<Arc<Auth>>, metrics: Arc<Metrics>, shutdown: ShutdownSignals) -> Self {
         Self {
             proxy: Proxy::new(config, &metrics, shutdown),
+            auth,
             unrouted: metrics.for_route(NO_ROUTE),
+            auth_endpoints: metrics.for_route(AUTH_ROUTE),
             metrics,
             access_log: config.log.access_log,
         }
@@ -46,16 +57,19 @@ impl Gateway {
         let wants_html = respond::wants_html(request.headers());
         let logged = self.access_log.then(|| (request.method().clone(), request.uri().path().to_owned()));
 
-        let route = self.proxy.route(request.uri().path());
+        let id = request_id.to_str().unwrap_or_default();
+        let is_auth_endpoint = self.auth.is_some() && request.uri().path().starts_with("/auth/");
+        let route = if is_auth_endpoint { None } else { self.proxy.route(request.uri().path()) };
         let result = if let Some(refusal) = refuse_early(&request) {
             Err(refusal)
+        } else if let (true, Some(auth)) = (is_auth_endpoint, &self.auth) {
+            Ok(auth::handle(auth, request, id).await)
         } else {
             match route {
-                Some(route) => self.proxy.forward(route, request, peer, &request_id).await,
+                Some(route) => self.authenticate_and_forward(route, request, peer, &request_id).await,
                 None => Err(GatewayError::NoRoute),
             }
         };
-        let id = request_id.to_str().unwrap_or_default();
         let mut response = result.unwrap_or_else(|err| {
             if err.source_kind() == ErrorSource::Upstream {
                 self.metrics.upstream_error(err.code());
@@ -64,14 +78,19 @@ impl Gateway {
         });
         response.headers_mut().insert(X_REQUEST_ID.clone(), request_id.clone());
         let elapsed = started.elapsed();
-        route.map_or(&self.unrouted, |r| &r.metrics).record(response.status(), elapsed);
+        let metrics = match route {
+            Some(route) => &route.metrics,
+            None if is_auth_endpoint => &self.auth_endpoints,
+            None => &self.unrouted,
+        };
+        metrics.record(response.status(), elapsed);
 
         if let Some((method, path)) = logged {
             tracing::info!(
                 target: "access",
                 method = %method,
                 path,
-                route = route.map_or(NO_ROUTE, |r| r.prefix.as_str()),
+                route = route.map_or(if is_auth_endpoint { AUTH_ROUTE } else { NO_ROUTE }, |r| r.prefix.as_str()),
                 status = response.status().as_u16(),
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
                 request_id = id,
@@ -80,6 +99,38 @@ impl Gateway {
             );
         }
         Ok(response)
+    }
+}
+
+impl Gateway {
+    /// With a provider configured: identity headers a client sent are removed on every
+    /// route; a protected route needs a valid session, whose identity is then set;
+    /// the gateway's own cookies never reach the upstream.
+    async fn authenticate_and_forward(
+        &self,
+        route: &Route,
+        mut request: Request<Incoming>,
+        peer: SocketAddr,
+        request_id: &HeaderValue,
+    ) -> Result<Response<ProxyBody>, GatewayError> {
+        if let Some(auth) = &self.auth {
+            let id = request_id.to_str().unwrap_or_default();
+            auth.identity.strip(request.headers_mut(), id);
+            if !route.public {
+                let now = auth::now_secs();
+                let session = Session::read(request.headers(), &auth.jar, &auth.sealer, now)
+                    .filter(|session| session.access_expires_at > now);
+                match session {
+                    Some(session) => auth.identity.set(request.headers_mut(), &session),
+                    None => {
+                        let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
+                        return Ok(auth::unauthenticated(request.headers(), request.method(), &target));
+                    }
+                }
+            }
+            auth.jar.strip_from(request.headers_mut());
+        }
+        self.proxy.forward(route, request, peer, request_id).await
     }
 }
 

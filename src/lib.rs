@@ -12,6 +12,7 @@
 //! - [`demo`]: the built-in demo application behind `portcullis demo`.
 
 pub mod admin;
+pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod dev_idp;
@@ -22,6 +23,7 @@ pub mod oidc;
 pub mod proxy;
 pub mod request_id;
 pub mod respond;
+pub mod secret;
 pub mod server;
 pub mod session;
 mod shutdown;

@@ -7,6 +7,7 @@
 //! included.
 
 use crate::admin::{self, Readiness};
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::shutdown::ShutdownControl;
@@ -31,6 +32,8 @@ pub struct StartError {
 pub enum RunError {
     #[error("cannot start connection worker threads: {0}")]
     Workers(#[source] std::io::Error),
+    #[error("session.cookie_keys: {0}")]
+    Keys(#[source] crate::session::seal::KeyError),
 }
 
 /// A gateway with its sockets bound, ready to [`run`](Portcullis::run).
@@ -67,13 +70,28 @@ impl Portcullis {
         let admin = admin::router(self.readiness.clone(), metrics.clone());
         let admin_task = tokio::spawn(serve_admin(self.admin_listener, admin, admin_stop_rx));
 
-        let worker_count = self.config.server.workers;
-        let mut workers = match Workers::start(worker_count, &self.config, &metrics, &shutdown_control.signals()) {
-            Ok(workers) => workers,
-            Err(source) => return Err(RunError::Workers(source)),
+        let auth = match self.config.auth.as_ref().map(Auth::new).transpose() {
+            Ok(auth) => auth.map(Arc::new),
+            Err(err) => return Err(RunError::Keys(err)),
         };
+        let worker_count = self.config.server.workers;
+        let mut workers =
+            match Workers::start(worker_count, &self.config, &metrics, &shutdown_control.signals(), auth.clone()) {
+                Ok(workers) => workers,
+                Err(source) => return Err(RunError::Workers(source)),
+            };
         let graceful = GracefulShutdown::new();
-        self.readiness.set(true);
+        // Ready once the provider's metadata and keys are loaded (at once without one).
+        match auth.clone() {
+            Some(auth) => {
+                let readiness = self.readiness.clone();
+                tokio::spawn(async move {
+                    auth.load_with_retry().await;
+                    readiness.set(true);
+                });
+            }
+            None => self.readiness.set(true),
+        }
         tracing::info!(
             listen = %self.listener.local_addr().expect("bound"),
             admin_listen = %admin_listener_addr,

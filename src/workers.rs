@@ -7,6 +7,7 @@
 //! the upstream connections it uses to one thread removes both costs. The accept loop
 //! hands connections out round-robin; per-connection cost only, so it is cheap.
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
@@ -38,12 +39,18 @@ impl Workers {
         config: &Config,
         metrics: &Arc<Metrics>,
         shutdown: &ShutdownSignals,
+        auth: Option<Arc<Auth>>,
     ) -> std::io::Result<Self> {
         let mut workers = Self { queues: Vec::new(), next: 0, finished: Vec::new() };
         for index in 0..count.max(1) {
             let (queue, incoming) = mpsc::unbounded_channel();
             let (finished_tx, finished) = oneshot::channel();
-            let worker = Worker { config: config.clone(), metrics: metrics.clone(), shutdown: shutdown.clone() };
+            let worker = Worker {
+                config: config.clone(),
+                metrics: metrics.clone(),
+                shutdown: shutdown.clone(),
+                auth: auth.clone(),
+            };
             std::thread::Builder::new().name(format!("portcullis-worker-{index}")).spawn(move || {
                 let runtime =
                     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("worker runtime starts");
@@ -86,11 +93,13 @@ struct Worker {
     config: Config,
     metrics: Arc<Metrics>,
     shutdown: ShutdownSignals,
+    auth: Option<Arc<Auth>>,
 }
 
 impl Worker {
     async fn serve(self, mut incoming: mpsc::UnboundedReceiver<Accepted>) {
-        let gateway = Arc::new(Gateway::new(&self.config, self.metrics.clone(), self.shutdown.clone()));
+        let gateway =
+            Arc::new(Gateway::new(&self.config, self.auth.clone(), self.metrics.clone(), self.shutdown.clone()));
         let builder = http_builder(&self.config);
         let mut connections = tokio::task::JoinSet::new();
         let mut shutdown = self.shutdown.clone();

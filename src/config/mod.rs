@@ -14,6 +14,7 @@ mod problem;
 mod raw;
 mod validate;
 
+use crate::secret::Secret;
 pub use env::PREFIX as ENV_PREFIX;
 pub use problem::{ConfigError, Problem};
 pub use raw::RawConfig;
@@ -30,6 +31,60 @@ pub struct Config {
     pub log: LogConfig,
     /// In file order; the route table sorts them for matching.
     pub routes: Vec<RouteConfig>,
+    /// Login and sessions; `None` without a `[provider]`: a plain reverse proxy.
+    pub auth: Option<AuthConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// The origin the browser sees (`https://app.example.com`); the redirect URI is
+    /// this plus `/auth/callback`.
+    pub public_url: url::Url,
+    pub provider: ProviderConfig,
+    pub session: SessionConfig,
+    pub identity: IdentityConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    Cognito,
+    Oidc,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    pub issuer: String,
+    /// Cognito's Hosted UI origin (authorize, token, logout live there).
+    pub domain: Option<String>,
+    pub client_id: String,
+    pub client_secret: Option<Secret<String>>,
+    pub scopes: Vec<String>,
+    /// The claim listing the user's groups (`cognito:groups` for Cognito).
+    pub groups_claim: String,
+    /// Bound on every back-channel request (discovery, JWKS, token, revoke).
+    pub http_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Decoded keys; the first seals, all open.
+    pub cookie_keys: Vec<Secret<Vec<u8>>>,
+    /// Base name; the browser sees `__Host-{name}` unless `insecure_dev_cookies`.
+    pub cookie_name: String,
+    /// Absolute session lifetime from login.
+    pub lifetime: Duration,
+    pub insecure_dev_cookies: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    pub user_id: http::HeaderName,
+    pub username: http::HeaderName,
+    pub email: http::HeaderName,
+    pub groups: http::HeaderName,
+    /// Also send the access token upstream as `Authorization: Bearer`.
+    pub pass_access_token: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +138,8 @@ pub struct RouteConfig {
     pub strip_prefix: bool,
     /// Send the client's `Host` upstream instead of the upstream's own authority.
     pub preserve_host: bool,
+    /// Served without a session (when a provider is configured; otherwise all are).
+    pub public: bool,
 }
 
 /// Where a route forwards to: `http://host:port` plus an optional base path.

@@ -13,6 +13,9 @@ pub struct RawConfig {
     pub server: RawServer,
     pub upstream: RawUpstream,
     pub log: RawLog,
+    pub provider: RawProvider,
+    pub session: RawSession,
+    pub identity: RawIdentity,
     #[serde(rename = "route")]
     pub routes: Vec<RawRoute>,
 }
@@ -21,6 +24,7 @@ pub struct RawConfig {
 #[serde(default)]
 pub struct RawServer {
     pub listen: String,
+    pub public_url: String,
     pub admin_listen: String,
     pub shutdown_timeout: String,
     pub header_read_timeout: String,
@@ -32,6 +36,7 @@ impl Default for RawServer {
     fn default() -> Self {
         Self {
             listen: "0.0.0.0:8080".into(),
+            public_url: String::new(),
             admin_listen: "127.0.0.1:9090".into(),
             shutdown_timeout: "30s".into(),
             header_read_timeout: "10s".into(),
@@ -84,4 +89,80 @@ pub struct RawRoute {
     pub upstream: String,
     pub strip_prefix: bool,
     pub preserve_host: bool,
+    pub public: bool,
+}
+
+/// The identity provider; the whole section is optional (no `kind`: a plain proxy).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RawProvider {
+    pub kind: String,
+    pub region: String,
+    pub user_pool_id: String,
+    pub domain: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scopes: Vec<String>,
+    pub groups_claim: String,
+    pub http_timeout: String,
+}
+
+impl Default for RawProvider {
+    fn default() -> Self {
+        Self {
+            kind: String::new(),
+            region: String::new(),
+            user_pool_id: String::new(),
+            domain: String::new(),
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            scopes: vec!["openid".into(), "email".into(), "profile".into()],
+            groups_claim: String::new(),
+            http_timeout: "10s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RawSession {
+    pub cookie_keys: Vec<String>,
+    pub cookie_name: String,
+    pub lifetime: String,
+    pub insecure_dev_cookies: bool,
+}
+
+impl Default for RawSession {
+    fn default() -> Self {
+        Self {
+            cookie_keys: vec![],
+            cookie_name: "portcullis".into(),
+            lifetime: "12h".into(),
+            insecure_dev_cookies: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RawIdentity {
+    pub user_id_header: String,
+    pub username_header: String,
+    pub email_header: String,
+    pub groups_header: String,
+    pub pass_access_token: bool,
+}
+
+impl Default for RawIdentity {
+    fn default() -> Self {
+        Self {
+            user_id_header: "x-user-id".into(),
+            username_header: "x-user-name".into(),
+            email_header: "x-user-email".into(),
+            groups_header: "x-user-groups".into(),
+            pass_access_token: false,
+        }
+    }
 }

@@ -2,7 +2,11 @@
 //! every mistake; each problem names the key and quotes the bad value.
 
 use super::raw::{RawConfig, RawRoute};
-use super::{Config, LogConfig, LogFormat, Problem, RouteConfig, ServerConfig, UpstreamConfig, UpstreamTarget};
+use super::{
+    AuthConfig, Config, IdentityConfig, LogConfig, LogFormat, Problem, ProviderConfig, ProviderKind, RouteConfig,
+    ServerConfig, SessionConfig, UpstreamConfig, UpstreamTarget,
+};
+use crate::secret::Secret;
 use http::Uri;
 use http::uri::Scheme;
 use std::net::SocketAddr;
@@ -69,7 +73,8 @@ pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> 
         }
     }
 
-    (problems.len() == before).then_some(Config { server, upstream, log, routes })
+    let auth = check.auth(raw);
+    (problems.len() == before).then_some(Config { server, upstream, log, routes, auth })
 }
 
 struct Checker<'a> {
@@ -124,7 +129,160 @@ impl Checker<'_> {
             upstream,
             strip_prefix: raw.strip_prefix,
             preserve_host: raw.preserve_host,
+            public: raw.public,
         }
+    }
+
+    /// The `[provider]`, `[session]` and `[identity]` sections, when a provider is set.
+    fn auth(&mut self, raw: &RawConfig) -> Option<AuthConfig> {
+        let p = &raw.provider;
+        let kind = match p.kind.as_str() {
+            "" => return None,
+            "cognito" => ProviderKind::Cognito,
+            "oidc" => ProviderKind::Oidc,
+            other => {
+                self.fail("provider.kind", format!("{other:?} is not a provider kind (use \"cognito\" or \"oidc\")"));
+                return None;
+            }
+        };
+        let (issuer, domain) = match kind {
+            ProviderKind::Cognito => {
+                self.required("provider.domain", &p.domain);
+                let issuer = if p.issuer.is_empty() {
+                    self.required("provider.region", &p.region);
+                    self.required("provider.user_pool_id", &p.user_pool_id);
+                    crate::oidc::metadata::cognito_issuer(&p.region, &p.user_pool_id)
+                } else {
+                    p.issuer.clone()
+                };
+                let domain = if p.domain.is_empty() { None } else { self.origin("provider.domain", &p.domain) };
+                (issuer, domain.map(|url| url.as_str().trim_end_matches('/').to_owned()))
+            }
+            ProviderKind::Oidc => {
+                self.required("provider.issuer", &p.issuer);
+                (p.issuer.clone(), None)
+            }
+        };
+        if !issuer.is_empty() && url::Url::parse(&issuer).is_err() {
+            self.fail("provider.issuer", format!("{issuer:?} is not a URL"));
+        }
+        self.required("provider.client_id", &p.client_id);
+        if !p.scopes.iter().any(|s| s == "openid") {
+            self.fail(
+                "provider.scopes",
+                "must include \"openid\" (the ID token is how the gateway learns who signed in)",
+            );
+        }
+        let groups_claim = match (p.groups_claim.as_str(), kind) {
+            ("", ProviderKind::Cognito) => "cognito:groups".to_owned(),
+            ("", ProviderKind::Oidc) => "groups".to_owned(),
+            (claim, _) => claim.to_owned(),
+        };
+        let provider = ProviderConfig {
+            kind,
+            issuer,
+            domain,
+            client_id: p.client_id.clone(),
+            client_secret: (!p.client_secret.is_empty()).then(|| Secret::new(p.client_secret.clone())),
+            scopes: p.scopes.clone(),
+            groups_claim,
+            http_timeout: self.duration("provider.http_timeout", &p.http_timeout, false),
+        };
+
+        let s = &raw.session;
+        if s.cookie_keys.is_empty() {
+            self.fail(
+                "session.cookie_keys",
+                "at least one key is required (32 random bytes, base64: `openssl rand -base64 32`)",
+            );
+        }
+        let mut cookie_keys = Vec::new();
+        for (i, key) in s.cookie_keys.iter().enumerate() {
+            use base64::Engine;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(key.trim())
+                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(key.trim()));
+            // Never echo a key: name it by position only.
+            match decoded {
+                Ok(bytes) if bytes.len() >= 32 => cookie_keys.push(Secret::new(bytes)),
+                Ok(bytes) => self.fail(
+                    format!("session.cookie_keys[{i}]"),
+                    format!("decodes to {} bytes; at least 32 are needed", bytes.len()),
+                ),
+                Err(_) => self.fail(format!("session.cookie_keys[{i}]"), "is not base64"),
+            }
+        }
+        if s.cookie_name.is_empty()
+            || !s.cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            self.fail("session.cookie_name", format!("{:?} must be letters, digits, - or _", s.cookie_name));
+        }
+        let session = SessionConfig {
+            cookie_keys,
+            cookie_name: s.cookie_name.clone(),
+            lifetime: self.duration("session.lifetime", &s.lifetime, false),
+            insecure_dev_cookies: s.insecure_dev_cookies,
+        };
+
+        let id = &raw.identity;
+        let identity = IdentityConfig {
+            user_id: self.header_name("identity.user_id_header", &id.user_id_header),
+            username: self.header_name("identity.username_header", &id.username_header),
+            email: self.header_name("identity.email_header", &id.email_header),
+            groups: self.header_name("identity.groups_header", &id.groups_header),
+            pass_access_token: id.pass_access_token,
+        };
+
+        if raw.server.public_url.is_empty() {
+            self.fail(
+                "server.public_url",
+                "is required with a [provider] (the origin browsers use, e.g. \"https://app.example.com\")",
+            );
+            return None;
+        }
+        let public_url = self.origin("server.public_url", &raw.server.public_url)?;
+        if public_url.scheme() == "http" && !session.insecure_dev_cookies {
+            self.fail(
+                "server.public_url",
+                format!(
+                    "{:?} is plain http: session cookies are Secure and need https (set session.insecure_dev_cookies = true for local development only)",
+                    raw.server.public_url
+                ),
+            );
+        }
+        Some(AuthConfig { public_url, provider, session, identity })
+    }
+
+    fn required(&mut self, key: &str, value: &str) {
+        if value.is_empty() {
+            self.fail(key, "is required");
+        }
+    }
+
+    /// An origin: scheme and host (and port), nothing else.
+    fn origin(&mut self, key: &str, value: &str) -> Option<url::Url> {
+        match url::Url::parse(value) {
+            Ok(url)
+                if matches!(url.scheme(), "http" | "https")
+                    && url.host().is_some()
+                    && url.path() == "/"
+                    && url.query().is_none()
+                    && url.fragment().is_none() =>
+            {
+                Some(url)
+            }
+            _ => {
+                self.fail(key, format!("{value:?} must be an origin like \"https://app.example.com\" (no path)"));
+                None
+            }
+        }
+    }
+
+    fn header_name(&mut self, key: &str, value: &str) -> http::HeaderName {
+        http::HeaderName::from_bytes(value.as_bytes()).unwrap_or_else(|_| {
+            self.fail(key, format!("{value:?} is not a header name"));
+            http::HeaderName::from_static("x-invalid")
+        })
     }
 
     fn upstream(&mut self, key: &str, value: &str) -> UpstreamTarget {

@@ -15,6 +15,8 @@ pub struct Route {
     pub target: UpstreamTarget,
     pub strip_prefix: bool,
     pub preserve_host: bool,
+    /// Served without a session.
+    pub public: bool,
     /// The upstream's authority as a `Host` value, built once.
     pub upstream_host: HeaderValue,
     pub metrics: RouteMetrics,
@@ -27,6 +29,7 @@ impl Route {
             target: config.upstream.clone(),
             strip_prefix: config.strip_prefix,
             preserve_host: config.preserve_host,
+            public: config.public,
             upstream_host: HeaderValue::from_str(config.upstream.authority.as_str())
                 .expect("an authority is a valid header value"),
             metrics: metrics.for_route(&config.prefix),
@@ -104,6 +107,7 @@ mod tests {
             },
             strip_prefix,
             preserve_host: false,
+            public: false,
         }
     }
 

@@ -1,0 +1,107 @@
+//! The gateway's cookies: how they are written, read, and kept from the upstream.
+//!
+//! Every gateway cookie is `__Host-` prefixed, `Secure`, `HttpOnly`, `SameSite=Lax`,
+//! `Path=/` (the prefix makes the browser refuse it without Secure, with a Domain, or
+//! with another Path, so no subdomain can plant or overwrite one). Only
+//! `session.insecure_dev_cookies`, for http://localhost development, drops the prefix
+//! and `Secure`.
+
+use http::header::{COOKIE, SET_COOKIE};
+use http::{HeaderMap, HeaderValue};
+
+#[derive(Debug, Clone)]
+pub struct CookieJar {
+    /// Every gateway cookie name starts with this (`__Host-portcullis`).
+    pub prefix: String,
+    secure: bool,
+}
+
+impl CookieJar {
+    pub fn new(name: &str, insecure_dev_cookies: bool) -> Self {
+        let prefix = if insecure_dev_cookies { name.to_owned() } else { format!("__Host-{name}") };
+        Self { prefix, secure: !insecure_dev_cookies }
+    }
+
+    pub fn session_name(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `Set-Cookie` for a value living `max_age` seconds.
+    pub fn set(&self, headers: &mut HeaderMap, name: &str, value: &str, max_age: u64) {
+        let secure = if self.secure { "; Secure" } else { "" };
+        let cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax{secure}; Max-Age={max_age}");
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            headers.append(SET_COOKIE, value);
+        }
+    }
+
+    pub fn expire(&self, headers: &mut HeaderMap, name: &str) {
+        self.set(headers, name, "", 0);
+    }
+
+    pub fn is_ours(&self, name: &str) -> bool {
+        name.starts_with(&self.prefix)
+    }
+
+    /// Removes the gateway's cookies from the request's `Cookie` header, so the
+    /// upstream never sees session or login state.
+    pub fn strip_from(&self, headers: &mut HeaderMap) {
+        if !headers.contains_key(COOKIE) {
+            return;
+        }
+        let kept: Vec<String> = read(headers)
+            .into_iter()
+            .filter(|(name, _)| !self.is_ours(name))
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        headers.remove(COOKIE);
+        if !kept.is_empty()
+            && let Ok(value) = HeaderValue::from_str(&kept.join("; "))
+        {
+            headers.insert(COOKIE, value);
+        }
+    }
+}
+
+/// Every (name, value) pair of the request's `Cookie` headers, in order.
+pub fn read(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_and_stripping() {
+        let jar = CookieJar::new("portcullis", false);
+        let mut out = HeaderMap::new();
+        jar.set(&mut out, "__Host-portcullis", "v", 60);
+        assert_eq!(out[SET_COOKIE], "__Host-portcullis=v; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=60");
+
+        let mut request = HeaderMap::new();
+        request.insert(
+            COOKIE,
+            HeaderValue::from_static("app=1; __Host-portcullis.0=x; __Host-portcullis-tx-ab=y; other=2"),
+        );
+        jar.strip_from(&mut request);
+        assert_eq!(request[COOKIE], "app=1; other=2");
+
+        let mut only_ours = HeaderMap::new();
+        only_ours.insert(COOKIE, HeaderValue::from_static("__Host-portcullis=x"));
+        jar.strip_from(&mut only_ours);
+        assert!(!only_ours.contains_key(COOKIE));
+
+        let dev = CookieJar::new("portcullis", true);
+        let mut out = HeaderMap::new();
+        dev.set(&mut out, "portcullis", "v", 60);
+        assert_eq!(out[SET_COOKIE], "portcullis=v; Path=/; HttpOnly; SameSite=Lax; Max-Age=60");
+    }
+}

@@ -1,0 +1,332 @@
+//! The gateway's own endpoints under `/auth/`.
+//!
+//! - `GET /auth/login?return_to=/path`: starts a login (PKCE S256, state, nonce).
+//! - `GET /auth/callback`: finishes it: state against the attempt's cookie, code
+//!   exchange, ID-token verification, session cookies, back to `return_to`.
+//! - `GET /auth/userinfo`: who is signed in, for the SPA; never a token.
+//! - `GET /auth/logout` shows a confirmation form; `POST /auth/logout` (same origin
+//!   only, so a cross-site page cannot sign a user out) ends the session, revokes the
+//!   refresh token and ends the provider's own session too.
+
+use super::return_to;
+use super::session::Session;
+use super::transaction::{self, Transaction};
+use super::{Auth, now_secs};
+use crate::config::ProviderKind;
+use crate::oidc::verify::verify_id_token;
+use crate::proxy::body::{self, ProxyBody};
+use crate::respond::wants_html;
+use base64::Engine;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use oauth2::{
+    AuthorizationCode, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, RequestTokenError, Scope, TokenResponse,
+};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+pub async fn handle(auth: &Auth, request: Request<Incoming>, request_id: &str) -> Response<ProxyBody> {
+    let path = request.uri().path();
+    let query: HashMap<String, String> = request
+        .uri()
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let headers = request.headers();
+    match (request.method(), path) {
+        (&Method::GET, "/auth/login") => login(auth, headers, &query),
+        (&Method::GET, "/auth/callback") => callback(auth, headers, &query, request_id).await,
+        (&Method::GET, "/auth/userinfo") => userinfo(auth, headers),
+        (&Method::GET, "/auth/logout") => page(StatusCode::OK, "Sign out", CONFIRM_LOGOUT),
+        (&Method::POST, "/auth/logout") => logout(auth, headers, request_id).await,
+        _ => json_response(StatusCode::NOT_FOUND, &json!({ "error": "not_found" })),
+    }
+}
+
+/// What a protected route answers without a session: a redirect to log in for a
+/// browser navigation, a 401 with the login URL for fetch/XHR and API clients.
+pub fn unauthenticated(headers: &HeaderMap, method: &Method, path_and_query: &str) -> Response<ProxyBody> {
+    let login = format!(
+        "/auth/login?return_to={}",
+        url::form_urlencoded::byte_serialize(path_and_query.as_bytes()).collect::<String>()
+    );
+    if wants_html(headers) && (method == Method::GET || method == Method::HEAD) {
+        return redirect(StatusCode::FOUND, &login, HeaderMap::new());
+    }
+    json_response(StatusCode::UNAUTHORIZED, &json!({ "error": "unauthenticated", "login_url": login }))
+}
+
+fn login(auth: &Auth, headers: &HeaderMap, query: &HashMap<String, String>) -> Response<ProxyBody> {
+    let Some(provider) = auth.provider() else { return not_ready() };
+    let return_to = return_to::or_root(query.get("return_to").map(String::as_str));
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let scopes = auth.config.provider.scopes.iter().map(|s| Scope::new(s.clone()));
+    let (url, state) = provider
+        .oauth
+        .authorize_url(CsrfToken::new_random)
+        .add_scopes(scopes)
+        .set_pkce_challenge(challenge)
+        .add_extra_param("nonce", &nonce)
+        .url();
+    let attempt = Transaction {
+        state: state.secret().clone(),
+        nonce,
+        verifier: verifier.secret().clone(),
+        return_to,
+        expires_at: now_secs() + transaction::LIFETIME_SECS,
+    };
+    let mut cookies = HeaderMap::new();
+    attempt.write(headers, &mut cookies, &auth.jar, &auth.sealer);
+    redirect(StatusCode::FOUND, url.as_str(), cookies)
+}
+
+async fn callback(
+    auth: &Auth,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    request_id: &str,
+) -> Response<ProxyBody> {
+    let Some(provider) = auth.provider() else { return not_ready() };
+    let mut cookies = HeaderMap::new();
+    if let Some(error) = query.get("error") {
+        Transaction::clear_all(headers, &mut cookies, &auth.jar);
+        tracing::info!(request_id, error, "the identity provider returned an error to the callback");
+        return with_cookies(
+            login_failed(StatusCode::BAD_REQUEST, &format!("The identity provider reported: {error}.")),
+            cookies,
+        );
+    }
+    let now = now_secs();
+    let attempt = query
+        .get("state")
+        .and_then(|state| Transaction::take(headers, &mut cookies, &auth.jar, &auth.sealer, state, now));
+    let (Some(attempt), Some(code)) = (attempt, query.get("code")) else {
+        return with_cookies(
+            login_failed(
+                StatusCode::BAD_REQUEST,
+                "This sign-in attempt is unknown or has expired (it may have been started in another browser).",
+            ),
+            cookies,
+        );
+    };
+    let exchanged = provider
+        .oauth
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .set_pkce_verifier(PkceCodeVerifier::new(attempt.verifier.clone()))
+        .request_async(&|request| super::send(auth.http().clone(), request))
+        .await;
+    let tokens = match exchanged {
+        Ok(tokens) => tokens,
+        Err(RequestTokenError::ServerResponse(answer)) => {
+            tracing::warn!(request_id, error = %answer.error(), "the token endpoint refused the code");
+            return with_cookies(
+                login_failed(StatusCode::BAD_REQUEST, "The sign-in code was refused (used already, or expired)."),
+                cookies,
+            );
+        }
+        Err(err) => {
+            tracing::warn!(request_id, error = %err, "code exchange failed");
+            return with_cookies(
+                login_failed(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The identity provider could not be reached. Please try again.",
+                ),
+                cookies,
+            );
+        }
+    };
+    let Some(id_token) = tokens.extra_fields().id_token.clone() else {
+        return with_cookies(login_failed(StatusCode::BAD_GATEWAY, "The identity provider sent no ID token."), cookies);
+    };
+    let claims = match verify_id_token(&provider.jwks, &id_token, &provider.expect, Some(&attempt.nonce)).await {
+        Ok(claims) => claims,
+        Err(err) => {
+            tracing::warn!(request_id, error = %err, "ID token rejected at the callback");
+            return with_cookies(login_failed(StatusCode::BAD_REQUEST, "The sign-in could not be verified."), cookies);
+        }
+    };
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+    let groups_claim = auth.config.provider.groups_claim.as_str();
+    let groups = match claims.get(groups_claim) {
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Some(Value::String(list)) => list.split([',', ' ']).filter(|g| !g.is_empty()).map(str::to_owned).collect(),
+        _ => vec![],
+    };
+    let username = text("cognito:username").or_else(|| text("preferred_username")).or_else(|| text("username"));
+    let identity_claims = ["sub", "cognito:username", "preferred_username", "email", groups_claim];
+    let session = Session {
+        sub: text("sub").unwrap_or_default(),
+        username,
+        email: text("email"),
+        groups,
+        profile: Session::profile_from(&claims, &identity_claims),
+        access_token: tokens.access_token().secret().clone(),
+        refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
+        id_token: (auth.config.provider.kind == ProviderKind::Oidc).then_some(id_token),
+        access_expires_at: now + tokens.expires_in().map_or(3600, |d| d.as_secs()),
+        expires_at: now + auth.config.session.lifetime.as_secs(),
+    };
+    if !session.write(headers, &mut cookies, &auth.jar, &auth.sealer, now) {
+        return with_cookies(
+            login_failed(StatusCode::INTERNAL_SERVER_ERROR, "The session is too large to keep in cookies."),
+            cookies,
+        );
+    }
+    tracing::info!(request_id, sub = %session.sub, "signed in");
+    redirect(StatusCode::FOUND, &attempt.return_to, cookies)
+}
+
+fn userinfo(auth: &Auth, headers: &HeaderMap) -> Response<ProxyBody> {
+    match Session::read(headers, &auth.jar, &auth.sealer, now_secs()) {
+        Some(session) => json_response(
+            StatusCode::OK,
+            &json!({
+                "sub": session.sub,
+                "username": session.username,
+                "email": session.email,
+                "groups": session.groups,
+                "claims": session.profile,
+                "session_expires_at": session.expires_at,
+                "access_token_expires_at": session.access_expires_at,
+                "logout_url": "/auth/logout",
+            }),
+        ),
+        None => {
+            json_response(StatusCode::UNAUTHORIZED, &json!({ "error": "unauthenticated", "login_url": "/auth/login" }))
+        }
+    }
+}
+
+async fn logout(auth: &Auth, headers: &HeaderMap, request_id: &str) -> Response<ProxyBody> {
+    if !same_origin(auth, headers) {
+        return json_response(StatusCode::FORBIDDEN, &json!({ "error": "cross_site_logout" }));
+    }
+    let session = Session::read(headers, &auth.jar, &auth.sealer, now_secs());
+    let mut cookies = HeaderMap::new();
+    Session::clear(headers, &mut cookies, &auth.jar);
+    Transaction::clear_all(headers, &mut cookies, &auth.jar);
+    let provider = auth.provider();
+    if let (Some(session), Some(provider)) = (&session, provider) {
+        if let (Some(refresh), Some(endpoint)) = (&session.refresh_token, &provider.metadata.revocation_endpoint) {
+            revoke(auth, endpoint, refresh, request_id).await;
+        }
+        tracing::info!(request_id, sub = %session.sub, "signed out");
+    }
+    let signed_out = format!("{}/", auth.public_origin());
+    let target = match (auth.config.provider.kind, provider.and_then(|p| p.metadata.end_session_endpoint.clone())) {
+        // Cognito's /logout is not OIDC RP-initiated logout: client_id + logout_uri.
+        (ProviderKind::Cognito, Some(endpoint)) => {
+            with_query(&endpoint, &[("client_id", &auth.config.provider.client_id), ("logout_uri", &signed_out)])
+        }
+        (ProviderKind::Oidc, Some(endpoint)) => {
+            let hint = session.as_ref().and_then(|s| s.id_token.clone()).unwrap_or_default();
+            let mut params = vec![
+                ("post_logout_redirect_uri", signed_out.as_str()),
+                ("client_id", auth.config.provider.client_id.as_str()),
+            ];
+            if !hint.is_empty() {
+                params.push(("id_token_hint", hint.as_str()));
+            }
+            with_query(&endpoint, &params)
+        }
+        _ => signed_out,
+    };
+    redirect(StatusCode::SEE_OTHER, &target, cookies)
+}
+
+/// Best effort: a failed revocation is logged; the session is over either way.
+async fn revoke(auth: &Auth, endpoint: &str, refresh_token: &str, request_id: &str) {
+    let provider = &auth.config.provider;
+    let mut form = vec![("token", refresh_token), ("token_type_hint", "refresh_token")];
+    let mut request = auth.http().post(endpoint);
+    match &provider.client_secret {
+        Some(secret) => {
+            let encode = |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+            request = request.basic_auth(encode(&provider.client_id), Some(encode(secret.expose())));
+        }
+        None => form.push(("client_id", &provider.client_id)),
+    }
+    match request.form(&form).send().await {
+        Ok(response) if response.status().is_success() => {}
+        Ok(response) => {
+            tracing::warn!(request_id, status = response.status().as_u16(), "refresh token revocation refused")
+        }
+        Err(err) => tracing::warn!(request_id, error = %err, "refresh token revocation failed"),
+    }
+}
+
+/// A state-changing request from this origin: `Sec-Fetch-Site` where the browser sends
+/// it, otherwise a matching `Origin`.
+fn same_origin(auth: &Auth, headers: &HeaderMap) -> bool {
+    match headers.get("sec-fetch-site").map(HeaderValue::as_bytes) {
+        Some(b"same-origin") | Some(b"none") => true,
+        Some(_) => false,
+        None => headers.get("origin").is_none_or(|origin| origin.as_bytes() == auth.public_origin().as_bytes()),
+    }
+}
+
+fn with_query(endpoint: &str, params: &[(&str, &str)]) -> String {
+    match url::Url::parse(endpoint) {
+        Ok(mut url) => {
+            url.query_pairs_mut().extend_pairs(params);
+            url.into()
+        }
+        Err(_) => endpoint.to_owned(),
+    }
+}
+
+fn redirect(status: StatusCode, location: &str, cookies: HeaderMap) -> Response<ProxyBody> {
+    let mut response = Response::new(body::empty());
+    *response.status_mut() = status;
+    if let Ok(location) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(LOCATION, location);
+    }
+    with_cookies(response, cookies)
+}
+
+fn with_cookies(mut response: Response<ProxyBody>, cookies: HeaderMap) -> Response<ProxyBody> {
+    response.headers_mut().extend(cookies);
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<ProxyBody> {
+    let mut response = Response::new(body::full(value.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn not_ready() -> Response<ProxyBody> {
+    let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "error": "provider_not_ready" }));
+    response.headers_mut().insert("retry-after", HeaderValue::from_static("2"));
+    response
+}
+
+fn login_failed(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    let body = format!("<h1>Sign-in failed</h1><p>{}</p><p><a href=\"/auth/login\">Try again</a></p>", escape(message));
+    page(status, "Sign-in failed", &body)
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response<ProxyBody> {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem}}</style></head>\
+         <body>{body}</body></html>\n"
+    );
+    let mut response = Response::new(body::full(html));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+const CONFIRM_LOGOUT: &str = "<h1>Sign out?</h1><form method=\"post\" action=\"/auth/logout\">\
+<button type=\"submit\" id=\"confirm-logout\">Sign out</button></form>";

@@ -1,0 +1,58 @@
+//! Where to send the browser after login: only a path on this same origin.
+//!
+//! Refused (and replaced by `/`): anything not starting with a single `/`
+//! (`https://evil.example`, `javascript:…`, `//evil.example`), any backslash
+//! (`/\evil.example` is `//evil.example` to some browsers), control characters, and
+//! anything that would resolve to another origin. Browsers and the URL standard agree
+//! on what is left.
+
+const MAX_LEN: usize = 2048;
+
+pub fn is_safe(return_to: &str) -> bool {
+    let base = url::Url::parse("https://same.origin.invalid/").expect("static URL");
+    return_to.len() <= MAX_LEN
+        && return_to.starts_with('/')
+        && !return_to.starts_with("//")
+        && !return_to.contains('\\')
+        && !return_to.chars().any(char::is_control)
+        && base.join(return_to).is_ok_and(|url| url.origin() == base.origin())
+}
+
+/// `return_to` when safe, else `/`.
+pub fn or_root(return_to: Option<&str>) -> String {
+    match return_to {
+        Some(path) if is_safe(path) => path.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_same_origin_paths() {
+        for safe in ["/", "/app", "/app/page?x=1#frag", "/a/b/../c", "/%2F%2Fevil.example"] {
+            assert!(is_safe(safe), "{safe}");
+        }
+        for unsafe_ in [
+            "",
+            "//evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "https://evil.example",
+            "http:evil.example",
+            "javascript:alert(1)",
+            "evil.example",
+            "/\tevil",
+            "/\r\nSet-Cookie: x=1",
+            "///evil.example",
+            "/\\/evil",
+        ] {
+            assert!(!is_safe(unsafe_), "{unsafe_:?}");
+        }
+        assert!(!is_safe(&format!("/{}", "a".repeat(MAX_LEN))));
+        assert_eq!(or_root(Some("//evil.example")), "/");
+        assert_eq!(or_root(None), "/");
+    }
+}

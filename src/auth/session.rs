@@ -1,0 +1,97 @@
+//! The session: who signed in and the tokens to act for them, sealed into cookies.
+//!
+//! The ID token is reduced to the claims the gateway uses once it has been verified;
+//! it is kept whole only for providers whose logout needs it as `id_token_hint`
+//! (not Cognito), which keeps a Cognito session at two cookies.
+
+use super::cookies::{self, CookieJar};
+use crate::session::chunks;
+use crate::session::seal::Sealer;
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub sub: String,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub groups: Vec<String>,
+    /// ID-token claims worth showing the SPA (name, custom attributes...).
+    pub profile: Map<String, Value>,
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub id_token: Option<String>,
+    pub access_expires_at: u64,
+    /// Absolute end of the session.
+    pub expires_at: u64,
+}
+
+/// Claims that describe the token rather than the user: not copied into `profile`.
+const TECHNICAL: [&str; 14] = [
+    "aud",
+    "iss",
+    "exp",
+    "iat",
+    "nbf",
+    "nonce",
+    "at_hash",
+    "auth_time",
+    "jti",
+    "origin_jti",
+    "event_id",
+    "token_use",
+    "azp",
+    "sid",
+];
+
+impl Session {
+    pub fn profile_from(claims: &Map<String, Value>, identity_claims: &[&str]) -> Map<String, Value> {
+        claims
+            .iter()
+            .filter(|(name, _)| !TECHNICAL.contains(&name.as_str()) && !identity_claims.contains(&name.as_str()))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect()
+    }
+
+    /// The session in the request's cookies, if it opens and has not ended.
+    pub fn read(headers: &HeaderMap, jar: &CookieJar, sealer: &Sealer, now: u64) -> Option<Session> {
+        let all = cookies::read(headers);
+        let value =
+            chunks::join(jar.session_name(), |name| all.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()))?;
+        let plain = sealer.open(jar.session_name(), &value)?;
+        let session: Session = serde_json::from_slice(&plain).ok()?;
+        (session.expires_at > now).then_some(session)
+    }
+
+    /// Sets the session cookies on `response` and expires leftovers of a longer one.
+    pub fn write(
+        &self,
+        request: &HeaderMap,
+        response: &mut HeaderMap,
+        jar: &CookieJar,
+        sealer: &Sealer,
+        now: u64,
+    ) -> bool {
+        let plain = serde_json::to_vec(self).expect("a session serializes");
+        let sealed = sealer.seal(jar.session_name(), &plain);
+        let Some(cookies) = chunks::split(jar.session_name(), &sealed) else { return false };
+        let max_age = self.expires_at.saturating_sub(now);
+        let present = cookies::read(request);
+        for stale in chunks::stale(jar.session_name(), present.iter().map(|(n, _)| n.as_str()), &cookies) {
+            jar.expire(response, &stale);
+        }
+        for (name, value) in &cookies {
+            jar.set(response, name, value, max_age);
+        }
+        true
+    }
+
+    /// Expires every session cookie the request carries.
+    pub fn clear(request: &HeaderMap, response: &mut HeaderMap, jar: &CookieJar) {
+        let present = cookies::read(request);
+        for stale in chunks::stale(jar.session_name(), present.iter().map(|(n, _)| n.as_str()), &[]) {
+            jar.expire(response, &stale);
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! The browser login through the Cognito-compatible provider: redirect to sign in,
+//! callback, session cookies, identity headers upstream, userinfo, logout; and each
+//! way it must fail safely (a clear 4xx or a logged-out state, nothing forwarded).
+
+mod common;
+
+use common::upstream::{self, seen};
+use portcullis::dev_idp::{ClientSettings, DevIdp, Settings};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const CLIENT: &str = "portcullis-test";
+const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes, base64
+
+/// A browser: a cookie jar per origin (names only, no paths: everything is Path=/).
+#[derive(Default)]
+struct Browser {
+    gateway: BTreeMap<String, String>,
+    idp: BTreeMap<String, String>,
+}
+
+struct Setup {
+    idp: DevIdp,
+    gateway: common::TestGateway,
+    http: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn setup() -> Setup {
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let idp = DevIdp::start(Settings {
+        clients: vec![ClientSettings {
+            client_id: CLIENT.into(),
+            client_secret: Some("test-secret".into()),
+            callback_urls: vec![format!("{origin}/auth/callback")],
+            logout_urls: vec![format!("{origin}/")],
+            allowed_scopes: vec!["openid".into(), "email".into(), "profile".into()],
+        }],
+        ..Settings::default()
+    })
+    .await
+    .unwrap();
+    let app = upstream::echo().await;
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+admin_listen = "127.0.0.1:0"
+public_url = "{origin}"
+[provider]
+kind = "cognito"
+issuer = "{issuer}"
+domain = "{domain}"
+client_id = "{CLIENT}"
+client_secret = "test-secret"
+[session]
+cookie_keys = ["{KEY}"]
+insecure_dev_cookies = true
+[[route]]
+prefix = "/"
+upstream = "http://{app}"
+[[route]]
+prefix = "/public/"
+upstream = "http://{app}"
+public = true
+"#,
+        issuer = idp.issuer(),
+        domain = idp.base_url(),
+    );
+    let gateway = common::TestGateway::start(&config).await;
+    let http =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(common::BOUND).build().unwrap();
+    let deadline = std::time::Instant::now() + common::BOUND;
+    while http.get(gateway.admin_url("/readyz")).send().await.unwrap().status() != 200 {
+        assert!(std::time::Instant::now() < deadline, "the gateway never loaded the provider");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Setup { idp, gateway, http }
+}
+
+impl Browser {
+    fn cookie_header(jar: &BTreeMap<String, String>) -> String {
+        jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    fn store(jar: &mut BTreeMap<String, String>, response: &reqwest::Response) {
+        for set in response.headers().get_all("set-cookie") {
+            let set = set.to_str().unwrap();
+            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if attributes.contains("Max-Age=0") {
+                jar.remove(name);
+            } else {
+                jar.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    async fn get(&mut self, s: &Setup, url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let to_gateway = url.starts_with(&s.gateway.url(""));
+        let jar = if to_gateway { &mut self.gateway } else { &mut self.idp };
+        let mut request = s.http.get(url).header("cookie", Self::cookie_header(jar));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        Self::store(jar, &response);
+        response
+    }
+
+    /// Follows a login from `/auth/login?return_to=…` to the gateway's answer to the
+    /// callback; returns that answer.
+    async fn log_in(&mut self, s: &Setup, return_to: &str) -> reqwest::Response {
+        let login = self.get(s, &s.gateway.url(&format!("/auth/login?return_to={return_to}")), &[]).await;
+        assert_eq!(login.status(), StatusCode::FOUND);
+        let authorize = location(&login);
+        assert!(authorize.starts_with(&format!("{}/oauth2/authorize?", s.idp.base_url())), "{authorize}");
+        let params = query(&authorize);
+        assert_eq!(params["code_challenge_method"], "S256");
+        assert_eq!(params["code_challenge"].len(), 43);
+        assert!(params["state"].len() >= 16 && params["nonce"].len() >= 32);
+        assert_eq!(params["redirect_uri"], s.gateway.url("/auth/callback"));
+
+        let to_form = self.get(s, &authorize, &[]).await;
+        let form_url = format!("{}{}", s.idp.base_url(), location(&to_form));
+        let password = Settings::default().users[0].password.clone();
+        let signed_in = s
+            .http
+            .post(&form_url)
+            .header("cookie", Self::cookie_header(&self.idp))
+            .form(&[("username", "alice"), ("password", password.as_str())])
+            .send()
+            .await
+            .unwrap();
+        Self::store(&mut self.idp, &signed_in);
+        let callback = location(&signed_in);
+        assert!(callback.starts_with(&s.gateway.url("/auth/callback?")), "{callback}");
+        self.get(s, &callback, &[]).await
+    }
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+fn query(url: &str) -> BTreeMap<String, String> {
+    url::Url::parse(url).unwrap().query_pairs().into_owned().collect()
+}
+
+#[tokio::test]
+async fn browser_logs_in_and_the_upstream_sees_only_verified_identity() {
+    let s = setup().await;
+    let mut browser = Browser::default();
+
+    let page = browser
+        .get(&s, &s.gateway.url("/app/page?tab=2"), &[("accept", "text/html"), ("sec-fetch-mode", "navigate")])
+        .await;
+    assert_eq!(page.status(), StatusCode::FOUND);
+    assert_eq!(location(&page), "/auth/login?return_to=%2Fapp%2Fpage%3Ftab%3D2");
+    let api = browser.get(&s, &s.gateway.url("/api/data"), &[("accept", "application/json")]).await;
+    assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(api.json::<Value>().await.unwrap()["login_url"], "/auth/login?return_to=%2Fapi%2Fdata");
+
+    let back = browser.log_in(&s, "%2Fapp%2Fpage%3Ftab%3D2").await;
+    assert_eq!(back.status(), StatusCode::FOUND);
+    assert_eq!(location(&back), "/app/page?tab=2");
+    assert!(
+        browser.gateway.keys().all(|name| !name.contains("-tx-")),
+        "the login attempt cookie is gone: {:?}",
+        browser.gateway.keys()
+    );
+    let session_bytes: usize = browser.gateway.iter().map(|(k, v)| k.len() + v.len() + 1).sum();
+    assert!(browser.gateway.keys().any(|k| k.starts_with("portcullis")), "{:?}", browser.gateway.keys());
+    eprintln!("session cookies: {:?}, {session_bytes} bytes", browser.gateway.keys().collect::<Vec<_>>());
+    assert_eq!(s.idp.counters().authorization_code, 1);
+
+    let echo: Value = browser
+        .get(&s, &s.gateway.url("/app/page"), &[("x-user-id", "spoofed"), ("X-User-Groups", "root"), ("cookie", "")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sub = Settings::default().users[0].subject();
+    assert_eq!(seen(&echo, "x-user-id"), [sub.clone()], "{echo}");
+    assert_eq!(seen(&echo, "x-user-name"), ["alice"]);
+    assert_eq!(seen(&echo, "x-user-email"), ["alice@example.com"]);
+    assert_eq!(seen(&echo, "x-user-groups"), ["admins,users"]);
+    assert!(
+        seen(&echo, "cookie").iter().all(|c| !c.contains("portcullis")),
+        "gateway cookies never go upstream: {echo}"
+    );
+    assert!(seen(&echo, "authorization").is_empty(), "no token upstream unless pass_access_token");
+
+    let me: Value = browser.get(&s, &s.gateway.url("/auth/userinfo"), &[]).await.json().await.unwrap();
+    assert_eq!(me["sub"], sub.as_str());
+    assert_eq!(me["username"], "alice");
+    assert_eq!(me["groups"], serde_json::json!(["admins", "users"]));
+    assert_eq!(me["claims"]["name"], "Alice Example");
+    assert_eq!(me["logout_url"], "/auth/logout");
+    let text = me.to_string();
+    assert!(!text.contains("eyJ"), "userinfo never carries a token: {text}");
+}
+
+#[tokio::test]
+async fn public_routes_need_no_session_but_lose_spoofed_identity() {
+    let s = setup().await;
+    let reply = s
+        .http
+        .get(s.gateway.url("/public/x"))
+        .header("x-user-id", "admin")
+        .header("x-user-email", "boss@example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let echo: Value = reply.json().await.unwrap();
+    assert!(seen(&echo, "x-user-id").is_empty() && seen(&echo, "x-user-email").is_empty(), "{echo}");
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_revokes_and_ends_the_provider_session() {
+    let s = setup().await;
+    let mut browser = Browser::default();
+    browser.log_in(&s, "%2F").await;
+    let cookies = Browser::cookie_header(&browser.gateway);
+
+    let cross_site = s
+        .http
+        .post(s.gateway.url("/auth/logout"))
+        .header("cookie", &cookies)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
+    assert_eq!(s.idp.counters().revocations, 0);
+
+    let logout = s
+        .http
+        .post(s.gateway.url("/auth/logout"))
+        .header("cookie", &cookies)
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+    Browser::store(&mut browser.gateway, &logout);
+    assert!(browser.gateway.is_empty(), "every gateway cookie is expired: {:?}", browser.gateway);
+    let target = location(&logout);
+    let params = query(&target);
+    assert!(target.starts_with(&format!("{}/logout?", s.idp.base_url())), "{target}");
+    assert_eq!(params["client_id"], CLIENT);
+    assert_eq!(params["logout_uri"], s.gateway.url("/"));
+    assert_eq!(s.idp.counters().revocations, 1, "the refresh token was revoked");
+
+    // The provider's own session ends too: the next login shows the form again.
+    let ended = browser.get(&s, &target, &[]).await;
+    assert_eq!(ended.status(), StatusCode::FOUND);
+    let login = browser.get(&s, &s.gateway.url("/auth/login"), &[]).await;
+    let authorize = browser.get(&s, &location(&login), &[]).await;
+    assert!(location(&authorize).starts_with("/login?"), "signed out at the provider too");
+    let after = browser.get(&s, &s.gateway.url("/api/x"), &[("accept", "application/json")]).await;
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn unsafe_return_paths_land_on_the_root() {
+    let s = setup().await;
+    for return_to in ["%2F%2Fevil.example", "%2F%5Cevil.example", "https%3A%2F%2Fevil.example", "javascript%3Aalert(1)"]
+    {
+        let mut browser = Browser::default();
+        let back = browser.log_in(&s, return_to).await;
+        assert_eq!(location(&back), "/", "{return_to}");
+    }
+}
+
+#[tokio::test]
+async fn broken_session_cookies_are_a_logged_out_user() {
+    let s = setup().await;
+    let mut browser = Browser::default();
+    browser.log_in(&s, "%2F").await;
+    let good = browser.gateway.clone();
+    let name = good.keys().find(|k| !k.contains('.')).or_else(|| good.keys().next()).unwrap().clone();
+
+    let mut variants: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    let mut tampered = good.clone();
+    tampered.entry(name.clone()).and_modify(|v| v.replace_range(10..11, if &v[10..11] == "A" { "B" } else { "A" }));
+    variants.push(("tampered".into(), tampered));
+    let mut truncated = good.clone();
+    truncated.entry(name.clone()).and_modify(|v| v.truncate(v.len() / 2));
+    variants.push(("truncated".into(), truncated));
+    variants.push(("garbage".into(), good.keys().map(|k| (k.clone(), "not%20base64!".to_owned())).collect()));
+    if good.len() > 1 {
+        let mut missing = good.clone();
+        missing.remove(good.keys().last().unwrap());
+        variants.push(("missing chunk".into(), missing));
+        let mut reordered = good.clone();
+        let values: Vec<String> = good.values().cloned().collect();
+        for (slot, value) in reordered.values_mut().zip(values.iter().rev()) {
+            *slot = value.clone();
+        }
+        variants.push(("reordered chunks".into(), reordered));
+    }
+    for (what, jar) in variants {
+        let reply = s
+            .http
+            .get(s.gateway.url("/api/x"))
+            .header("cookie", Browser::cookie_header(&jar))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), StatusCode::UNAUTHORIZED, "{what}");
+    }
+    let ok = s.http.get(s.gateway.url("/api/x")).header("cookie", Browser::cookie_header(&good)).send().await.unwrap();
+    assert_eq!(ok.status(), 200, "the untouched session still works");
+}
+
+#[tokio::test]
+async fn callback_refuses_unknown_state_reused_codes_and_provider_errors() {
+    let s = setup().await;
+    let mut browser = Browser::default();
+    let back = browser.log_in(&s, "%2F").await;
+    assert_eq!(back.status(), StatusCode::FOUND);
+
+    // No attempt cookie for this state: refused without contacting the provider.
+    let forged = s.http.get(s.gateway.url("/auth/callback?code=abc&state=0123456789abcdef0123")).send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    assert!(forged.text().await.unwrap().contains("unknown or has expired"));
+
+    // Replaying the whole callback (same code, same state) after it was used.
+    let mut second = Browser::default();
+    let login = second.get(&s, &s.gateway.url("/auth/login"), &[]).await;
+    let tx_cookies = Browser::cookie_header(&second.gateway);
+    let authorize = location(&login);
+    let to_form = second.get(&s, &authorize, &[]).await;
+    let password = Settings::default().users[0].password.clone();
+    let signed_in = s
+        .http
+        .post(format!("{}{}", s.idp.base_url(), location(&to_form)))
+        .form(&[("username", "alice"), ("password", password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let callback = location(&signed_in);
+    let first = s.http.get(&callback).header("cookie", &tx_cookies).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::FOUND);
+    let replay = s.http.get(&callback).header("cookie", &tx_cookies).send().await.unwrap();
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST, "a replayed callback is refused");
+
+    let denied = s.http.get(s.gateway.url("/auth/callback?error=access_denied&state=x")).send().await.unwrap();
+    assert_eq!(denied.status(), StatusCode::BAD_REQUEST);
+    assert!(denied.text().await.unwrap().contains("access_denied"));
+    let injected =
+        s.http.get(s.gateway.url("/auth/callback?error=%3Cscript%3Ealert(1)%3C%2Fscript%3E")).send().await.unwrap();
+    assert!(!injected.text().await.unwrap().contains("<script>"), "the error is escaped");
+}
+
+#[test]
+fn session_cookies_are_host_prefixed_secure_httponly_lax() {
+    // Without insecure_dev_cookies: every attribute the browser needs to protect them.
+    let jar = portcullis::auth::cookies::CookieJar::new("portcullis", false);
+    let mut headers = http::HeaderMap::new();
+    jar.set(&mut headers, jar.session_name(), "v", 10);
+    let set = headers["set-cookie"].to_str().unwrap();
+    for part in ["__Host-portcullis=v", "Path=/", "HttpOnly", "SameSite=Lax", "Secure"] {
+        assert!(set.contains(part), "{set}");
+    }
+    assert!(!set.contains("Domain"), "{set}");
+}
