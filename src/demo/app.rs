@@ -36,17 +36,27 @@ const PAGE: &str = r#"<!doctype html>
 <style>
   body { font-family: system-ui, sans-serif; max-width: 48rem; margin: 3rem auto; padding: 0 1rem; color: #222; }
   pre { background: #f4f4f4; padding: 1rem; overflow: auto; }
-  button { font-size: 1rem; padding: .4rem 1rem; }
+  button { font-size: 1rem; padding: .4rem 1rem; margin-right: .5rem; }
 </style>
 </head>
 <body>
 <h1>Portcullis demo</h1>
-<p>This page is served by a demo application <em>behind</em> Portcullis. The button calls
-<code>/api/echo</code>, which answers with the request exactly as the application received it
-from the gateway: note <code>x-forwarded-*</code> and <code>x-request-id</code>.</p>
+<p id="who">Checking who is signed in...</p>
+<p>This page is served by a demo application <em>behind</em> Portcullis. The page's
+JavaScript holds no token: <code>document.cookie</code> is empty because the session
+cookies are <code>HttpOnly</code>. The first button calls <code>/api/echo</code>, which
+answers with the request exactly as the application received it from the gateway
+(note <code>x-user-*</code>, <code>x-forwarded-*</code>, <code>x-request-id</code>).</p>
 <button id="call">Call /api/echo</button>
+<form method="post" action="/auth/logout" style="display:inline"><button id="logout">Sign out</button></form>
 <pre id="out">(no call yet)</pre>
+<p>document.cookie: <code id="cookies"></code></p>
 <script>
+document.getElementById('cookies').textContent = JSON.stringify(document.cookie);
+fetch('/auth/userinfo', { headers: { 'Accept': 'application/json' } })
+  .then(r => r.ok ? r.json() : null)
+  .then(me => document.getElementById('who').textContent =
+    me ? `Signed in as ${me.username} (${me.email}), groups: ${me.groups.join(', ')}` : 'Not signed in.');
 document.getElementById('call').addEventListener('click', async () => {
   const response = await fetch('/api/echo', { headers: { 'Accept': 'application/json' } });
   document.getElementById('out').textContent = response.status + '\n' + JSON.stringify(await response.json(), null, 2);
