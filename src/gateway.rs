@@ -5,7 +5,7 @@
 //! the path without its query string: queries can carry codes and tokens.
 
 use crate::auth::session::Session;
-use crate::auth::{self, Auth};
+use crate::auth::{self, Auth, bearer};
 use crate::config::Config;
 use crate::error::{ErrorSource, GatewayError};
 use crate::metrics::{Metrics, NO_ROUTE, RouteMetrics};
@@ -121,7 +121,12 @@ impl Gateway {
                 let session = Session::read(request.headers(), &auth.jar, &auth.sealer, now)
                     .filter(|session| session.access_expires_at > now);
                 match session {
-                    Some(session) => auth.identity.set(request.headers_mut(), &session),
+                    Some(session) => auth.identity.set(request.headers_mut(), &session.identity()),
+                    None if auth.config.bearer.enabled && bearer::presented(request.headers()).is_some() => {
+                        if let Err(refusal) = bearer::authenticate(auth, request.headers_mut(), id).await {
+                            return Ok(refusal);
+                        }
+                    }
                     None => {
                         let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
                         return Ok(auth::unauthenticated(request.headers(), request.method(), &target));

@@ -76,11 +76,7 @@ public = true
     let gateway = common::TestGateway::start(&config).await;
     let http =
         reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(common::BOUND).build().unwrap();
-    let deadline = std::time::Instant::now() + common::BOUND;
-    while http.get(gateway.admin_url("/readyz")).send().await.unwrap().status() != 200 {
-        assert!(std::time::Instant::now() < deadline, "the gateway never loaded the provider");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    gateway.ready().await;
     Setup { idp, gateway, http }
 }
 

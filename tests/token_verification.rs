@@ -1,6 +1,8 @@
 //! Tokens are believed only after every check: tested with real tokens from the
 //! development provider, and with forgeries built from them.
 
+mod common;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use portcullis::dev_idp::{ClientSettings, DevIdp, Settings};
@@ -8,13 +10,11 @@ use portcullis::oidc::jwks::JwksCache;
 use portcullis::oidc::metadata;
 use portcullis::oidc::verify::{Expectations, TokenError, verify_access_token, verify_id_token};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 const CLIENT: &str = "gateway-client";
 const OTHER: &str = "other-client";
 const CALLBACK: &str = "http://localhost:8080/auth/callback";
-const VERIFIER: &str = "a-verifier-that-is-long-enough-to-satisfy-rfc-7636-rules-0123456789";
 
 fn settings(access_ttl: Duration) -> Settings {
     let client = |id: &str| ClientSettings {
@@ -30,40 +30,6 @@ fn settings(access_ttl: Duration) -> Settings {
         id_token_ttl: access_ttl,
         ..Settings::default()
     }
-}
-
-/// Signs alice in for `client_id` with `nonce`; returns the token response.
-async fn tokens(idp: &DevIdp, client_id: &str, nonce: &str) -> Value {
-    let http = portcullis::oidc::back_channel(Duration::from_secs(10));
-    let challenge = B64.encode(Sha256::digest(VERIFIER.as_bytes()));
-    let mut url = url::Url::parse(&format!("{}/login", idp.base_url())).unwrap();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", CALLBACK)
-        .append_pair("scope", "openid email")
-        .append_pair("nonce", nonce)
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
-    let password = Settings::default().users[0].password.clone();
-    let signed_in =
-        http.post(url).form(&[("username", "alice"), ("password", password.as_str())]).send().await.unwrap();
-    let location = url::Url::parse(signed_in.headers()["location"].to_str().unwrap()).unwrap();
-    let code = location.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
-    http.post(format!("{}/oauth2/token", idp.base_url()))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", client_id),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 async fn setup(access_ttl: Duration) -> (DevIdp, JwksCache, Expectations) {
@@ -94,24 +60,26 @@ fn with_header(token: &str, header: Value, signature: &str) -> String {
 #[tokio::test]
 async fn genuine_tokens_pass_and_say_who_signed_in() {
     let (idp, jwks, expect) = setup(Duration::from_secs(3600)).await;
-    let body = tokens(&idp, CLIENT, "n-1").await;
+    let body = common::idp::tokens(&idp, CALLBACK, CLIENT, "n-1").await;
     let id = verify_id_token(&jwks, body["id_token"].as_str().unwrap(), &expect, Some("n-1")).await.unwrap();
     assert_eq!(id["cognito:username"], "alice");
-    let access = verify_access_token(&jwks, body["access_token"].as_str().unwrap(), &expect).await.unwrap();
+    let access = verify_access_token(&jwks, body["access_token"].as_str().unwrap(), &expect, &[CLIENT.to_owned()])
+        .await
+        .unwrap();
     assert_eq!(access["username"], "alice");
 }
 
 #[tokio::test]
 async fn every_wrong_claim_is_refused() {
     let (idp, jwks, expect) = setup(Duration::from_secs(3600)).await;
-    let body = tokens(&idp, CLIENT, "n-1").await;
+    let body = common::idp::tokens(&idp, CALLBACK, CLIENT, "n-1").await;
     let id = body["id_token"].as_str().unwrap();
     let access = body["access_token"].as_str().unwrap();
 
     assert_eq!(verify_id_token(&jwks, id, &expect, Some("other-nonce")).await, Err(TokenError::Claim("nonce")));
     let other_issuer = Expectations { issuer: format!("{}x", expect.issuer), ..expect.clone() };
     assert!(matches!(verify_id_token(&jwks, id, &other_issuer, Some("n-1")).await, Err(TokenError::Rejected(_))));
-    let other_client = tokens(&idp, OTHER, "n-1").await;
+    let other_client = common::idp::tokens(&idp, CALLBACK, OTHER, "n-1").await;
     assert!(
         matches!(
             verify_id_token(&jwks, other_client["id_token"].as_str().unwrap(), &expect, Some("n-1")).await,
@@ -120,12 +88,16 @@ async fn every_wrong_claim_is_refused() {
         "an ID token for another client"
     );
     assert_eq!(
-        verify_access_token(&jwks, other_client["access_token"].as_str().unwrap(), &expect).await,
+        verify_access_token(&jwks, other_client["access_token"].as_str().unwrap(), &expect, &[CLIENT.to_owned()]).await,
         Err(TokenError::Claim("client_id")),
         "an access token for another client"
     );
     assert!(verify_id_token(&jwks, access, &expect, None).await.is_err(), "an access token is not an ID token");
-    assert_eq!(verify_access_token(&jwks, id, &expect).await, Err(TokenError::Claim("token_use")), "nor the reverse");
+    assert_eq!(
+        verify_access_token(&jwks, id, &expect, &[CLIENT.to_owned()]).await,
+        Err(TokenError::Claim("token_use")),
+        "nor the reverse"
+    );
 
     // Edited claims break the signature.
     for edit in [
@@ -141,7 +113,7 @@ async fn every_wrong_claim_is_refused() {
 #[tokio::test]
 async fn forged_headers_are_refused() {
     let (idp, jwks, expect) = setup(Duration::from_secs(3600)).await;
-    let id = tokens(&idp, CLIENT, "n").await["id_token"].as_str().unwrap().to_owned();
+    let id = common::idp::tokens(&idp, CALLBACK, CLIENT, "n").await["id_token"].as_str().unwrap().to_owned();
     let kid = jsonwebtoken::decode_header(&id).unwrap().kid.unwrap();
 
     let none = with_header(&id, json!({"alg": "none", "kid": kid}), "");
@@ -184,7 +156,7 @@ async fn forged_headers_are_refused() {
 #[tokio::test]
 async fn expired_tokens_are_refused() {
     let (idp, jwks, expect) = setup(Duration::from_secs(1)).await;
-    let body = tokens(&idp, CLIENT, "n").await;
+    let body = common::idp::tokens(&idp, CALLBACK, CLIENT, "n").await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert!(
         matches!(verify_id_token(&jwks, body["id_token"].as_str().unwrap(), &expect, Some("n")).await, Err(TokenError::Rejected(e)) if e.contains("Expired"))
@@ -201,7 +173,7 @@ async fn rotated_keys_are_fetched_once_and_unknown_kids_do_not_flood_the_provide
     let (idp, jwks, expect) = setup(Duration::from_secs(3600)).await;
     let fetches = idp.counters().jwks_fetches;
     idp.rotate_keys(false);
-    let body = tokens(&idp, CLIENT, "n").await;
+    let body = common::idp::tokens(&idp, CALLBACK, CLIENT, "n").await;
 
     // 20 concurrent verifications of a token with a new kid share one refetch.
     let jwks = std::sync::Arc::new(jwks);

@@ -34,7 +34,7 @@ impl IdentityHeaders {
         spoofed
     }
 
-    pub fn set(&self, headers: &mut HeaderMap, session: &Session) {
+    pub fn set(&self, headers: &mut HeaderMap, who: &Identity<'_>) {
         let [user_id, username, email, groups] = &self.names;
         let mut put = |name: &HeaderName, value: &str| {
             // Claims are text from the provider; anything a header cannot carry is left out.
@@ -42,20 +42,43 @@ impl IdentityHeaders {
                 headers.insert(name.clone(), value);
             }
         };
-        put(user_id, &session.sub);
-        if let Some(name) = &session.username {
+        put(user_id, who.sub);
+        if let Some(name) = who.username {
             put(username, name);
         }
-        if let Some(address) = &session.email {
+        if let Some(address) = who.email {
             put(email, address);
         }
-        if !session.groups.is_empty() {
-            put(groups, &session.groups.join(","));
+        if !who.groups.is_empty() {
+            put(groups, &who.groups.join(","));
         }
         if self.pass_access_token
-            && let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {}", session.access_token))
+            && let Some(token) = who.access_token
+            && let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {token}"))
         {
             headers.insert(AUTHORIZATION, bearer);
+        }
+    }
+}
+
+/// Who a request is from, verified: from a session cookie or a Bearer access token.
+pub struct Identity<'a> {
+    pub sub: &'a str,
+    pub username: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub groups: &'a [String],
+    /// The session's access token, passed upstream when configured.
+    pub access_token: Option<&'a str>,
+}
+
+impl Session {
+    pub fn identity(&self) -> Identity<'_> {
+        Identity {
+            sub: &self.sub,
+            username: self.username.as_deref(),
+            email: self.email.as_deref(),
+            groups: &self.groups,
+            access_token: Some(&self.access_token),
         }
     }
 }

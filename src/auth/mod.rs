@@ -9,6 +9,7 @@
 //! The provider's metadata and keys are loaded at startup with retries; until they
 //! are, `/readyz` says not ready and anything needing them answers 503.
 
+pub mod bearer;
 pub mod cookies;
 mod endpoints;
 pub mod identity;

@@ -43,6 +43,19 @@ pub struct AuthConfig {
     pub provider: ProviderConfig,
     pub session: SessionConfig,
     pub identity: IdentityConfig,
+    pub bearer: BearerConfig,
+}
+
+/// `Authorization: Bearer` access tokens from API clients (off by default).
+#[derive(Debug, Clone)]
+pub struct BearerConfig {
+    pub enabled: bool,
+    /// App clients whose access tokens are accepted: the gateway's own, plus these.
+    pub client_ids: Vec<String>,
+    /// Every one of these scopes must be granted.
+    pub required_scopes: Vec<String>,
+    /// At least one of these groups, when any are listed.
+    pub required_groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,6 +16,7 @@ pub struct RawConfig {
     pub provider: RawProvider,
     pub session: RawSession,
     pub identity: RawIdentity,
+    pub bearer: RawBearer,
     #[serde(rename = "route")]
     pub routes: Vec<RawRoute>,
 }
@@ -90,6 +91,16 @@ pub struct RawRoute {
     pub strip_prefix: bool,
     pub preserve_host: bool,
     pub public: bool,
+}
+
+/// API clients presenting access tokens instead of a session cookie.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RawBearer {
+    pub enabled: bool,
+    pub client_ids: Vec<String>,
+    pub required_scopes: Vec<String>,
+    pub required_groups: Vec<String>,
 }
 
 /// The identity provider; the whole section is optional (no `kind`: a plain proxy).

@@ -3,8 +3,8 @@
 
 use super::raw::{RawConfig, RawRoute};
 use super::{
-    AuthConfig, Config, IdentityConfig, LogConfig, LogFormat, Problem, ProviderConfig, ProviderKind, RouteConfig,
-    ServerConfig, SessionConfig, UpstreamConfig, UpstreamTarget,
+    AuthConfig, BearerConfig, Config, IdentityConfig, LogConfig, LogFormat, Problem, ProviderConfig, ProviderKind,
+    RouteConfig, ServerConfig, SessionConfig, UpstreamConfig, UpstreamTarget,
 };
 use crate::secret::Secret;
 use http::Uri;
@@ -250,7 +250,16 @@ impl Checker<'_> {
                 ),
             );
         }
-        Some(AuthConfig { public_url, provider, session, identity })
+        let b = &raw.bearer;
+        let mut client_ids = vec![provider.client_id.clone()];
+        client_ids.extend(b.client_ids.iter().filter(|id| **id != provider.client_id).cloned());
+        let bearer = BearerConfig {
+            enabled: b.enabled,
+            client_ids,
+            required_scopes: b.required_scopes.clone(),
+            required_groups: b.required_groups.clone(),
+        };
+        Some(AuthConfig { public_url, provider, session, identity, bearer })
     }
 
     fn required(&mut self, key: &str, value: &str) {

@@ -7,8 +7,9 @@
 //! and `nbf` with a small leeway, the login's `nonce`, and for Cognito `token_use=id`.
 //!
 //! Access tokens presented by API clients (what aws-jwt-verify checks for Cognito):
-//! signature, `iss`, `exp`, and for Cognito `token_use=access` and `client_id` (Cognito
-//! access tokens have no `aud`); for other providers `aud` containing the client id.
+//! signature, `iss`, `exp`, and for Cognito `token_use=access` and a `client_id` among
+//! the accepted app clients (Cognito access tokens have no `aud`); for other providers
+//! an `aud` among them.
 //!
 //! Keys named by the token itself (`jku`, `x5u`, `jwk`, `x5c`) are never used: keys
 //! come only from the provider's JWKS.
@@ -62,7 +63,7 @@ pub async fn verify_id_token(
     expect: &Expectations,
     nonce: Option<&str>,
 ) -> Result<Claims, TokenError> {
-    let claims = verify_signed(jwks, token, expect, true).await?;
+    let claims = verify_signed(jwks, token, expect, &[expect.client_id.as_str()]).await?;
     if let Some(Value::Array(audiences)) = claims.get("aud")
         && audiences.len() > 1
         && claims.get("azp").and_then(Value::as_str) != Some(expect.client_id.as_str())
@@ -81,25 +82,36 @@ pub async fn verify_id_token(
     Ok(claims)
 }
 
-pub async fn verify_access_token(jwks: &JwksCache, token: &str, expect: &Expectations) -> Result<Claims, TokenError> {
-    let claims = verify_signed(jwks, token, expect, !expect.cognito).await?;
+/// `clients`: the app clients whose access tokens are accepted.
+pub async fn verify_access_token(
+    jwks: &JwksCache,
+    token: &str,
+    expect: &Expectations,
+    clients: &[String],
+) -> Result<Claims, TokenError> {
+    let audiences: Vec<&str> = if expect.cognito { vec![] } else { clients.iter().map(String::as_str).collect() };
+    let claims = verify_signed(jwks, token, expect, &audiences).await?;
     if expect.cognito {
         if claims.get("token_use").and_then(Value::as_str) != Some("access") {
             return Err(TokenError::Claim("token_use"));
         }
-        if claims.get("client_id").and_then(Value::as_str) != Some(expect.client_id.as_str()) {
+        let client = claims.get("client_id").and_then(Value::as_str).unwrap_or_default();
+        if !clients.iter().any(|allowed| allowed == client) {
             return Err(TokenError::Claim("client_id"));
         }
     }
     Ok(claims)
 }
 
+/// `audiences`: accepted `aud` values; empty skips the audience check (Cognito access
+/// tokens, which have none).
 async fn verify_signed(
     jwks: &JwksCache,
     token: &str,
     expect: &Expectations,
-    check_audience: bool,
+    audiences: &[&str],
 ) -> Result<Claims, TokenError> {
+    let check_audience = !audiences.is_empty();
     let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
     if !ASYMMETRIC.contains(&header.alg) {
         return Err(TokenError::Algorithm(header.alg));
@@ -112,7 +124,7 @@ async fn verify_signed(
     let mut validation = Validation::new(header.alg);
     validation.set_issuer(&[&expect.issuer]);
     if check_audience {
-        validation.set_audience(&[&expect.client_id]);
+        validation.set_audience(audiences);
     } else {
         validation.validate_aud = false;
     }

@@ -2,6 +2,7 @@
 //! closures, and a small HTTP client whose every call is bounded in time.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod idp;
 pub mod upstream;
 
 use bytes::Bytes;
@@ -93,6 +94,15 @@ impl TestGateway {
 
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.admin_addr)
+    }
+
+    /// Waits until `/readyz` says ready (with a provider: once it has been loaded).
+    pub async fn ready(&self) {
+        let deadline = std::time::Instant::now() + BOUND;
+        while get(&self.admin_url("/readyz"), &[]).await.status != 200 {
+            assert!(std::time::Instant::now() < deadline, "the gateway never became ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Sends the shutdown signal; the gateway starts draining.

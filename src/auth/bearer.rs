@@ -1,0 +1,70 @@
+//! API clients that present `Authorization: Bearer <access token>` instead of a session
+//! cookie (`[bearer] enabled = true`). The token is checked as aws-jwt-verify checks a
+//! Cognito access token (signature from the provider's JWKS, `iss`, `exp`,
+//! `token_use=access`, `client_id` among the accepted app clients), then the route's
+//! scope and group requirements; the upstream gets the same identity headers as for a
+//! session. A bad token is a 401 with `WWW-Authenticate`, never a login redirect.
+
+use super::Auth;
+use super::identity::Identity;
+use crate::oidc::verify::verify_access_token;
+use crate::proxy::body::{self, ProxyBody};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use serde_json::{Value, json};
+
+/// The bearer token of the request, if it carries one.
+pub fn presented(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
+}
+
+/// Verifies the bearer token and sets the identity headers; or the refusal to send.
+pub async fn authenticate(auth: &Auth, headers: &mut HeaderMap, request_id: &str) -> Result<(), Response<ProxyBody>> {
+    let Some(provider) = auth.provider() else {
+        return Err(refusal(StatusCode::SERVICE_UNAVAILABLE, "provider_not_ready", None));
+    };
+    let token = presented(headers).unwrap_or_default().to_owned();
+    let bearer = &auth.config.bearer;
+    let claims = match verify_access_token(&provider.jwks, &token, &provider.expect, &bearer.client_ids).await {
+        Ok(claims) => claims,
+        Err(err) => {
+            tracing::info!(request_id, error = %err, "bearer token refused");
+            return Err(refusal(StatusCode::UNAUTHORIZED, "invalid_token", Some("Bearer error=\"invalid_token\"")));
+        }
+    };
+    let scopes: Vec<&str> = claims.get("scope").and_then(Value::as_str).unwrap_or_default().split(' ').collect();
+    if let Some(missing) = bearer.required_scopes.iter().find(|s| !scopes.contains(&s.as_str())) {
+        tracing::info!(request_id, scope = %missing, "bearer token lacks a required scope");
+        return Err(refusal(StatusCode::FORBIDDEN, "insufficient_scope", Some("Bearer error=\"insufficient_scope\"")));
+    }
+    let groups: Vec<String> = match claims.get(&auth.config.provider.groups_claim) {
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        _ => vec![],
+    };
+    if !bearer.required_groups.is_empty() && !groups.iter().any(|g| bearer.required_groups.contains(g)) {
+        return Err(refusal(StatusCode::FORBIDDEN, "not_in_required_group", None));
+    }
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    let identity = Identity {
+        sub: text("sub").unwrap_or_default(),
+        username: text("username").or_else(|| text("preferred_username")),
+        email: text("email"),
+        groups: &groups,
+        // The client's own Authorization header already carries its token upstream.
+        access_token: None,
+    };
+    auth.identity.set(headers, &identity);
+    Ok(())
+}
+
+fn refusal(status: StatusCode, error: &str, challenge: Option<&'static str>) -> Response<ProxyBody> {
+    let mut response = Response::new(body::full(json!({ "error": error }).to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(challenge) = challenge {
+        response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    }
+    response
+}
