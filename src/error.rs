@@ -13,6 +13,8 @@ pub enum ErrorSource {
     Client,
     /// The application behind the gateway failed or was unreachable.
     Upstream,
+    /// The identity provider failed or was unreachable.
+    Provider,
     /// A defect or resource problem in the gateway.
     Internal,
 }
@@ -37,6 +39,8 @@ pub enum GatewayError {
     UpstreamFailed(#[source] BoxError),
     #[error("upstream refused the protocol upgrade")]
     UpgradeFailed(#[source] BoxError),
+    #[error("the identity provider is unavailable and the access token has expired")]
+    ProviderUnavailable,
     #[error("internal error: {0}")]
     Internal(&'static str),
 }
@@ -53,6 +57,7 @@ impl GatewayError {
             | GatewayError::UpstreamTimeout(_)
             | GatewayError::UpstreamFailed(_)
             | GatewayError::UpgradeFailed(_) => ErrorSource::Upstream,
+            GatewayError::ProviderUnavailable => ErrorSource::Provider,
             GatewayError::Internal(_) => ErrorSource::Internal,
         }
     }
@@ -67,6 +72,7 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable(_) | GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => {
                 StatusCode::BAD_GATEWAY
             }
+            GatewayError::ProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -82,6 +88,7 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable(_) => "upstream_unreachable",
             GatewayError::UpstreamTimeout(_) => "upstream_timeout",
             GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => "bad_gateway",
+            GatewayError::ProviderUnavailable => "provider_unavailable",
             GatewayError::Internal(_) => "internal_error",
         }
     }
@@ -100,6 +107,9 @@ impl GatewayError {
             GatewayError::UpstreamTimeout(_) => "The application took too long to answer. Please try again shortly.",
             GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => {
                 "The application returned an invalid response."
+            }
+            GatewayError::ProviderUnavailable => {
+                "Signing in is temporarily unavailable. You are still signed in; please try again shortly."
             }
             GatewayError::Internal(_) => "Something went wrong in the gateway.",
         }

@@ -4,6 +4,7 @@
 //! into a response (`respond.rs`), and writes one access-log line. The log line names
 //! the path without its query string: queries can carry codes and tokens.
 
+use crate::auth::refresh::Outcome;
 use crate::auth::session::Session;
 use crate::auth::{self, Auth, bearer};
 use crate::config::Config;
@@ -15,7 +16,7 @@ use crate::proxy::routes::Route;
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::respond;
 use crate::shutdown::ShutdownSignals;
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use std::convert::Infallible;
@@ -116,27 +117,84 @@ impl Gateway {
         if let Some(auth) = &self.auth {
             let id = request_id.to_str().unwrap_or_default();
             auth.identity.strip(request.headers_mut(), id);
+            let mut cookies = HeaderMap::new();
             if !route.public {
                 let now = auth::now_secs();
-                let session = Session::read(request.headers(), &auth.jar, &auth.sealer, now)
-                    .filter(|session| session.access_expires_at > now);
+                let session = Session::read(request.headers(), &auth.jar, &auth.sealer, now);
+                let session = match session {
+                    Some(session) => self.fresh(auth, session, request.headers(), &mut cookies, now, id).await,
+                    None => Freshness::Missing,
+                };
                 match session {
-                    Some(session) => auth.identity.set(request.headers_mut(), &session.identity()),
-                    None if auth.config.bearer.enabled && bearer::presented(request.headers()).is_some() => {
+                    Freshness::Valid(session) => auth.identity.set(request.headers_mut(), &session.identity()),
+                    Freshness::ProviderDown => return Err(GatewayError::ProviderUnavailable),
+                    Freshness::Missing | Freshness::Ended
+                        if auth.config.bearer.enabled && bearer::presented(request.headers()).is_some() =>
+                    {
                         if let Err(refusal) = bearer::authenticate(auth, request.headers_mut(), id).await {
                             return Ok(refusal);
                         }
                     }
-                    None => {
+                    Freshness::Missing | Freshness::Ended => {
                         let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
-                        return Ok(auth::unauthenticated(request.headers(), request.method(), &target));
+                        let mut response = auth::unauthenticated(request.headers(), request.method(), &target);
+                        response.headers_mut().extend(cookies);
+                        return Ok(response);
                     }
                 }
             }
             auth.jar.strip_from(request.headers_mut());
+            let mut response = self.proxy.forward(route, request, peer, request_id).await?;
+            // New session cookies from a refresh travel on this same response.
+            response.headers_mut().extend(cookies);
+            return Ok(response);
         }
         self.proxy.forward(route, request, peer, request_id).await
     }
+
+    /// The session, refreshed first when its access token is about to expire (see
+    /// `auth/refresh.rs`); new or cleared cookies go into `cookies`.
+    async fn fresh(
+        &self,
+        auth: &Auth,
+        session: Session,
+        request_headers: &HeaderMap,
+        cookies: &mut HeaderMap,
+        now: u64,
+        request_id: &str,
+    ) -> Freshness {
+        let skew = auth.config.session.refresh_skew.as_secs();
+        if session.access_expires_at > now + skew {
+            return Freshness::Valid(Arc::new(session));
+        }
+        if session.refresh_token.is_none() {
+            return if session.access_expires_at > now {
+                Freshness::Valid(Arc::new(session))
+            } else {
+                Freshness::Ended
+            };
+        }
+        match auth.refresher.refresh(auth, &session, request_id).await {
+            Outcome::Refreshed(refreshed) => {
+                refreshed.write(request_headers, cookies, &auth.jar, &auth.sealer, now);
+                Freshness::Valid(refreshed)
+            }
+            Outcome::Ended => {
+                Session::clear(request_headers, cookies, &auth.jar);
+                Freshness::Ended
+            }
+            // Never a logout for a provider outage: the old token while it lasts.
+            Outcome::Unavailable if session.access_expires_at > now => Freshness::Valid(Arc::new(session)),
+            Outcome::Unavailable => Freshness::ProviderDown,
+        }
+    }
+}
+
+enum Freshness {
+    Valid(Arc<Session>),
+    Missing,
+    Ended,
+    ProviderDown,
 }
 
 /// Requests refused before routing: methods a gateway in front of an app never

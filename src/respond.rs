@@ -24,6 +24,7 @@ pub fn error_response(err: &GatewayError, html: bool, request_id: &str) -> Respo
     match err.source_kind() {
         ErrorSource::Client => tracing::debug!(request_id, error = %err.detail(), "request refused"),
         ErrorSource::Upstream => tracing::warn!(request_id, error = %err.detail(), "upstream error"),
+        ErrorSource::Provider => tracing::warn!(request_id, error = %err.detail(), "identity provider error"),
         ErrorSource::Internal => tracing::error!(request_id, error = %err.detail(), "internal error"),
     }
     let status = err.status();
@@ -52,6 +53,9 @@ pub fn error_response(err: &GatewayError, html: bool, request_id: &str) -> Respo
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == http::StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
     response
 }
 

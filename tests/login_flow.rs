@@ -4,154 +4,17 @@
 
 mod common;
 
-use common::upstream::{self, seen};
-use portcullis::dev_idp::{ClientSettings, DevIdp, Settings};
+use common::upstream::seen;
+use portcullis::dev_idp::Settings;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-const CLIENT: &str = "portcullis-test";
-const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes, base64
-
-/// A browser: a cookie jar per origin (names only, no paths: everything is Path=/).
-#[derive(Default)]
-struct Browser {
-    gateway: BTreeMap<String, String>,
-    idp: BTreeMap<String, String>,
-}
-
-struct Setup {
-    idp: DevIdp,
-    gateway: common::TestGateway,
-    http: reqwest::Client,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn setup() -> Setup {
-    let port = free_port();
-    let origin = format!("http://127.0.0.1:{port}");
-    let idp = DevIdp::start(Settings {
-        clients: vec![ClientSettings {
-            client_id: CLIENT.into(),
-            client_secret: Some("test-secret".into()),
-            callback_urls: vec![format!("{origin}/auth/callback")],
-            logout_urls: vec![format!("{origin}/")],
-            allowed_scopes: vec!["openid".into(), "email".into(), "profile".into()],
-        }],
-        ..Settings::default()
-    })
-    .await
-    .unwrap();
-    let app = upstream::echo().await;
-    let config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:{port}"
-admin_listen = "127.0.0.1:0"
-public_url = "{origin}"
-[provider]
-kind = "cognito"
-issuer = "{issuer}"
-domain = "{domain}"
-client_id = "{CLIENT}"
-client_secret = "test-secret"
-[session]
-cookie_keys = ["{KEY}"]
-insecure_dev_cookies = true
-[[route]]
-prefix = "/"
-upstream = "http://{app}"
-[[route]]
-prefix = "/public/"
-upstream = "http://{app}"
-public = true
-"#,
-        issuer = idp.issuer(),
-        domain = idp.base_url(),
-    );
-    let gateway = common::TestGateway::start(&config).await;
-    let http =
-        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(common::BOUND).build().unwrap();
-    gateway.ready().await;
-    Setup { idp, gateway, http }
-}
-
-impl Browser {
-    fn cookie_header(jar: &BTreeMap<String, String>) -> String {
-        jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
-    }
-
-    fn store(jar: &mut BTreeMap<String, String>, response: &reqwest::Response) {
-        for set in response.headers().get_all("set-cookie") {
-            let set = set.to_str().unwrap();
-            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            if attributes.contains("Max-Age=0") {
-                jar.remove(name);
-            } else {
-                jar.insert(name.to_owned(), value.to_owned());
-            }
-        }
-    }
-
-    async fn get(&mut self, s: &Setup, url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-        let to_gateway = url.starts_with(&s.gateway.url(""));
-        let jar = if to_gateway { &mut self.gateway } else { &mut self.idp };
-        let mut request = s.http.get(url).header("cookie", Self::cookie_header(jar));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = request.send().await.unwrap();
-        Self::store(jar, &response);
-        response
-    }
-
-    /// Follows a login from `/auth/login?return_to=…` to the gateway's answer to the
-    /// callback; returns that answer.
-    async fn log_in(&mut self, s: &Setup, return_to: &str) -> reqwest::Response {
-        let login = self.get(s, &s.gateway.url(&format!("/auth/login?return_to={return_to}")), &[]).await;
-        assert_eq!(login.status(), StatusCode::FOUND);
-        let authorize = location(&login);
-        assert!(authorize.starts_with(&format!("{}/oauth2/authorize?", s.idp.base_url())), "{authorize}");
-        let params = query(&authorize);
-        assert_eq!(params["code_challenge_method"], "S256");
-        assert_eq!(params["code_challenge"].len(), 43);
-        assert!(params["state"].len() >= 16 && params["nonce"].len() >= 32);
-        assert_eq!(params["redirect_uri"], s.gateway.url("/auth/callback"));
-
-        let to_form = self.get(s, &authorize, &[]).await;
-        let form_url = format!("{}{}", s.idp.base_url(), location(&to_form));
-        let password = Settings::default().users[0].password.clone();
-        let signed_in = s
-            .http
-            .post(&form_url)
-            .header("cookie", Self::cookie_header(&self.idp))
-            .form(&[("username", "alice"), ("password", password.as_str())])
-            .send()
-            .await
-            .unwrap();
-        Self::store(&mut self.idp, &signed_in);
-        let callback = location(&signed_in);
-        assert!(callback.starts_with(&s.gateway.url("/auth/callback?")), "{callback}");
-        self.get(s, &callback, &[]).await
-    }
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response.headers()["location"].to_str().unwrap().to_owned()
-}
-
-fn query(url: &str) -> BTreeMap<String, String> {
-    url::Url::parse(url).unwrap().query_pairs().into_owned().collect()
-}
+use common::browser::{Browser, CLIENT, location, query, setup};
 
 #[tokio::test]
 async fn browser_logs_in_and_the_upstream_sees_only_verified_identity() {
-    let s = setup().await;
+    let s = setup(|_| {}, "").await;
     let mut browser = Browser::default();
 
     let page = browser
@@ -205,7 +68,7 @@ async fn browser_logs_in_and_the_upstream_sees_only_verified_identity() {
 
 #[tokio::test]
 async fn public_routes_need_no_session_but_lose_spoofed_identity() {
-    let s = setup().await;
+    let s = setup(|_| {}, "").await;
     let reply = s
         .http
         .get(s.gateway.url("/public/x"))
@@ -221,7 +84,7 @@ async fn public_routes_need_no_session_but_lose_spoofed_identity() {
 
 #[tokio::test]
 async fn logout_ends_the_session_revokes_and_ends_the_provider_session() {
-    let s = setup().await;
+    let s = setup(|_| {}, "").await;
     let mut browser = Browser::default();
     browser.log_in(&s, "%2F").await;
     let cookies = Browser::cookie_header(&browser.gateway);
@@ -267,7 +130,7 @@ async fn logout_ends_the_session_revokes_and_ends_the_provider_session() {
 
 #[tokio::test]
 async fn unsafe_return_paths_land_on_the_root() {
-    let s = setup().await;
+    let s = setup(|_| {}, "").await;
     for return_to in ["%2F%2Fevil.example", "%2F%5Cevil.example", "https%3A%2F%2Fevil.example", "javascript%3Aalert(1)"]
     {
         let mut browser = Browser::default();
@@ -278,7 +141,7 @@ async fn unsafe_return_paths_land_on_the_root() {
 
 #[tokio::test]
 async fn broken_session_cookies_are_a_logged_out_user() {
-    let s = setup().await;
+    let s = setup(|_| {}, "").await;
     let mut browser = Browser::default();
     browser.log_in(&s, "%2F").await;
     let good = browser.gateway.clone();
@@ -320,7 +183,7 @@ async fn broken_session_cookies_are_a_logged_out_user() {
 
 #[tokio::test]
 async fn callback_refuses_unknown_state_reused_codes_and_provider_errors() {
-    let s = setup().await;
+    let s = setup(|_| {}, "").await;
     let mut browser = Browser::default();
     let back = browser.log_in(&s, "%2F").await;
     assert_eq!(back.status(), StatusCode::FOUND);

@@ -147,27 +147,19 @@ async fn callback(
             return with_cookies(login_failed(StatusCode::BAD_REQUEST, "The sign-in could not be verified."), cookies);
         }
     };
-    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
-    let groups_claim = auth.config.provider.groups_claim.as_str();
-    let groups = match claims.get(groups_claim) {
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-        Some(Value::String(list)) => list.split([',', ' ']).filter(|g| !g.is_empty()).map(str::to_owned).collect(),
-        _ => vec![],
-    };
-    let username = text("cognito:username").or_else(|| text("preferred_username")).or_else(|| text("username"));
-    let identity_claims = ["sub", "cognito:username", "preferred_username", "email", groups_claim];
-    let session = Session {
-        sub: text("sub").unwrap_or_default(),
-        username,
-        email: text("email"),
-        groups,
-        profile: Session::profile_from(&claims, &identity_claims),
+    let mut session = Session {
+        sub: claims.get("sub").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        username: None,
+        email: None,
+        groups: vec![],
+        profile: Default::default(),
         access_token: tokens.access_token().secret().clone(),
         refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
         id_token: (auth.config.provider.kind == ProviderKind::Oidc).then_some(id_token),
         access_expires_at: now + tokens.expires_in().map_or(3600, |d| d.as_secs()),
         expires_at: now + auth.config.session.lifetime.as_secs(),
     };
+    update_from_claims(auth, &mut session, &claims);
     if !session.write(headers, &mut cookies, &auth.jar, &auth.sealer, now) {
         return with_cookies(
             login_failed(StatusCode::INTERNAL_SERVER_ERROR, "The session is too large to keep in cookies."),
@@ -176,6 +168,22 @@ async fn callback(
     }
     tracing::info!(request_id, sub = %session.sub, "signed in");
     redirect(StatusCode::FOUND, &attempt.return_to, cookies)
+}
+
+/// The user's name, email, groups and profile from verified ID-token claims (at login,
+/// and again when a refresh brings a new ID token).
+pub fn update_from_claims(auth: &Auth, session: &mut Session, claims: &serde_json::Map<String, Value>) {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+    let groups_claim = auth.config.provider.groups_claim.as_str();
+    session.groups = match claims.get(groups_claim) {
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Some(Value::String(list)) => list.split([',', ' ']).filter(|g| !g.is_empty()).map(str::to_owned).collect(),
+        _ => vec![],
+    };
+    session.username = text("cognito:username").or_else(|| text("preferred_username")).or_else(|| text("username"));
+    session.email = text("email");
+    let identity_claims = ["sub", "cognito:username", "preferred_username", "email", groups_claim];
+    session.profile = Session::profile_from(claims, &identity_claims);
 }
 
 fn userinfo(auth: &Auth, headers: &HeaderMap) -> Response<ProxyBody> {

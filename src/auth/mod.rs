@@ -13,6 +13,7 @@ pub mod bearer;
 pub mod cookies;
 mod endpoints;
 pub mod identity;
+pub mod refresh;
 pub mod return_to;
 pub mod session;
 pub mod transaction;
@@ -73,6 +74,7 @@ pub struct Auth {
     pub identity: IdentityHeaders,
     http: reqwest::Client,
     provider: tokio::sync::OnceCell<Arc<Provider>>,
+    pub refresher: refresh::Refresher,
 }
 
 impl Auth {
@@ -84,6 +86,7 @@ impl Auth {
             identity: IdentityHeaders::new(&config.identity),
             http: back_channel(config.provider.http_timeout),
             provider: tokio::sync::OnceCell::new(),
+            refresher: refresh::Refresher::default(),
             config: config.clone(),
         })
     }

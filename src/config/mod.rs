@@ -87,6 +87,8 @@ pub struct SessionConfig {
     pub cookie_name: String,
     /// Absolute session lifetime from login.
     pub lifetime: Duration,
+    /// Refresh when the access token expires within this.
+    pub refresh_skew: Duration,
     pub insecure_dev_cookies: bool,
 }
 

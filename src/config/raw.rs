@@ -142,6 +142,7 @@ pub struct RawSession {
     pub cookie_keys: Vec<String>,
     pub cookie_name: String,
     pub lifetime: String,
+    pub refresh_skew: String,
     pub insecure_dev_cookies: bool,
 }
 
@@ -151,6 +152,7 @@ impl Default for RawSession {
             cookie_keys: vec![],
             cookie_name: "portcullis".into(),
             lifetime: "12h".into(),
+            refresh_skew: "60s".into(),
             insecure_dev_cookies: false,
         }
     }

@@ -221,6 +221,7 @@ impl Checker<'_> {
             cookie_keys,
             cookie_name: s.cookie_name.clone(),
             lifetime: self.duration("session.lifetime", &s.lifetime, false),
+            refresh_skew: self.duration("session.refresh_skew", &s.refresh_skew, true),
             insecure_dev_cookies: s.insecure_dev_cookies,
         };
 

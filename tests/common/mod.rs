@@ -2,6 +2,7 @@
 //! closures, and a small HTTP client whose every call is bounded in time.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod browser;
 pub mod idp;
 pub mod upstream;
 
