@@ -176,7 +176,9 @@ impl Gateway {
         }
         match auth.refresher.refresh(auth, &session, request_id).await {
             Outcome::Refreshed(refreshed) => {
-                refreshed.write(request_headers, cookies, &auth.jar, &auth.sealer, now);
+                if !refreshed.write(request_headers, cookies, &auth.jar, &auth.sealer, now) {
+                    tracing::error!(request_id, "the refreshed session no longer fits in cookies; it is not saved");
+                }
                 Freshness::Valid(refreshed)
             }
             Outcome::Ended => {

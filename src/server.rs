@@ -88,16 +88,20 @@ impl Portcullis {
                 tokio::spawn(async move {
                     auth.load_with_retry().await;
                     readiness.set(true);
+                    tracing::info!("portcullis is ready");
                 });
             }
-            None => self.readiness.set(true),
+            None => {
+                self.readiness.set(true);
+                tracing::info!("portcullis is ready");
+            }
         }
         tracing::info!(
             listen = %self.listener.local_addr().expect("bound"),
             admin_listen = %admin_listener_addr,
             routes = self.config.routes.len(),
             workers = worker_count,
-            "portcullis is ready"
+            "portcullis is listening"
         );
 
         tokio::pin!(shutdown);

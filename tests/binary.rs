@@ -44,7 +44,7 @@ async fn run_logs_json_serves_and_exits_cleanly_on_sigterm() {
 
     let ready = loop {
         let line = next_json(&mut log);
-        if line["message"] == "portcullis is ready" {
+        if line["message"] == "portcullis is listening" {
             break line;
         }
     };

@@ -34,6 +34,45 @@ fn kubernetes_configmaps_are_valid_configs() {
     }
 }
 
+/// The config with the commented login block switched on.
+fn with_login_uncommented(toml: &str) -> String {
+    let mut in_block = false;
+    toml.lines()
+        .map(|line| {
+            if line.contains("Login: uncomment") {
+                in_block = true;
+                return String::new();
+            }
+            match (in_block, line.strip_prefix("# ")) {
+                // Only the commented-out config, not the prose around it.
+                (true, Some(rest)) if rest.starts_with('[') || rest.contains(" = ") || rest.starts_with('#') => {
+                    rest.to_owned()
+                }
+                (true, None) if line == "#" => String::new(),
+                _ => line.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn kubernetes_login_blocks_are_valid_once_uncommented() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for name in ["deploy/kubernetes/sidecar.yaml", "deploy/kubernetes/standalone.yaml"] {
+        let toml = with_login_uncommented(&embedded_config(&std::fs::read_to_string(root.join(name)).unwrap()));
+        // The secrets arrive as the manifests wire them: environment overrides.
+        let env = [
+            ("PORTCULLIS_SESSION__COOKIE_KEYS".to_owned(), "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned()),
+            ("PORTCULLIS_PROVIDER__CLIENT_SECRET".to_owned(), "secret".to_owned()),
+        ];
+        let config =
+            Config::from_sources(&toml, Path::new(name), env).unwrap_or_else(|err| panic!("{name}: {err}\n{toml}"));
+        let auth = config.auth.unwrap_or_else(|| panic!("{name}: the login block configures a provider"));
+        assert_eq!(auth.provider.issuer, "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_EXAMPLE");
+    }
+}
+
 #[test]
 fn demo_and_dev_idp_examples_load() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

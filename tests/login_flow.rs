@@ -40,7 +40,11 @@ async fn browser_logs_in_and_the_upstream_sees_only_verified_identity() {
     assert_eq!(s.idp.counters().authorization_code, 1);
 
     let echo: Value = browser
-        .get(&s, &s.gateway.url("/app/page"), &[("x-user-id", "spoofed"), ("X-User-Groups", "root"), ("cookie", "")])
+        .get(
+            &s,
+            &s.gateway.url("/app/page"),
+            &[("x-user-id", "spoofed"), ("X-User-Groups", "root"), ("x-portcullis-identity", "forged")],
+        )
         .await
         .json()
         .await
@@ -55,6 +59,21 @@ async fn browser_logs_in_and_the_upstream_sees_only_verified_identity() {
         "gateway cookies never go upstream: {echo}"
     );
     assert!(seen(&echo, "authorization").is_empty(), "no token upstream unless pass_access_token");
+
+    // The signed identity assertion verifies with the gateway's published keys.
+    let assertion = seen(&echo, "x-portcullis-identity").pop().expect("an identity assertion");
+    assert_ne!(assertion, "forged");
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        s.http.get(s.gateway.url("/auth/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let kid = jsonwebtoken::decode_header(&assertion).unwrap().kid.unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(&kid).expect("kid published")).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_issuer(&[s.gateway.url("")]);
+    validation.set_audience(&["portcullis-upstream"]);
+    let claims = jsonwebtoken::decode::<Value>(&assertion, &key, &validation).expect("the assertion verifies").claims;
+    assert_eq!(claims["sub"], sub.as_str());
+    assert_eq!(claims["groups"], serde_json::json!(["admins", "users"]));
+    assert!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap() <= 60);
 
     let me: Value = browser.get(&s, &s.gateway.url("/auth/userinfo"), &[]).await.json().await.unwrap();
     assert_eq!(me["sub"], sub.as_str());

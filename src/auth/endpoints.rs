@@ -4,6 +4,7 @@
 //! - `GET /auth/callback`: finishes it: state against the attempt's cookie, code
 //!   exchange, ID-token verification, session cookies, back to `return_to`.
 //! - `GET /auth/userinfo`: who is signed in, for the SPA; never a token.
+//! - `GET /auth/jwks.json`: the public keys of the identity assertion upstreams receive.
 //! - `GET /auth/logout` shows a confirmation form; `POST /auth/logout` (same origin
 //!   only, so a cross-site page cannot sign a user out) ends the session, revokes the
 //!   refresh token and ends the provider's own session too.
@@ -35,9 +36,11 @@ pub async fn handle(auth: &Auth, request: Request<Incoming>, request_id: &str) -
         .unwrap_or_default();
     let headers = request.headers();
     match (request.method(), path) {
+        (&Method::GET, "/auth/login" | "/auth/callback") if auth.provider().is_none() => not_ready(headers),
         (&Method::GET, "/auth/login") => login(auth, headers, &query),
         (&Method::GET, "/auth/callback") => callback(auth, headers, &query, request_id).await,
         (&Method::GET, "/auth/userinfo") => userinfo(auth, headers),
+        (&Method::GET, "/auth/jwks.json") => json_response(StatusCode::OK, &auth.identity.assertions.jwks()),
         (&Method::GET, "/auth/logout") => page(StatusCode::OK, "Sign out", CONFIRM_LOGOUT),
         (&Method::POST, "/auth/logout") => logout(auth, headers, request_id).await,
         _ => json_response(StatusCode::NOT_FOUND, &json!({ "error": "not_found" })),
@@ -58,7 +61,7 @@ pub fn unauthenticated(headers: &HeaderMap, method: &Method, path_and_query: &st
 }
 
 fn login(auth: &Auth, headers: &HeaderMap, query: &HashMap<String, String>) -> Response<ProxyBody> {
-    let Some(provider) = auth.provider() else { return not_ready() };
+    let Some(provider) = auth.provider() else { return not_ready(headers) };
     let return_to = return_to::or_root(query.get("return_to").map(String::as_str));
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
@@ -88,7 +91,7 @@ async fn callback(
     query: &HashMap<String, String>,
     request_id: &str,
 ) -> Response<ProxyBody> {
-    let Some(provider) = auth.provider() else { return not_ready() };
+    let Some(provider) = auth.provider() else { return not_ready(headers) };
     let mut cookies = HeaderMap::new();
     if let Some(error) = query.get("error") {
         Transaction::clear_all(headers, &mut cookies, &auth.jar);
@@ -308,8 +311,15 @@ fn json_response(status: StatusCode, value: &Value) -> Response<ProxyBody> {
     response
 }
 
-fn not_ready() -> Response<ProxyBody> {
-    let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "error": "provider_not_ready" }));
+fn not_ready(headers: &HeaderMap) -> Response<ProxyBody> {
+    let mut response = if wants_html(headers) {
+        login_failed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Signing in is not available yet: the identity provider has not been reached. Please try again shortly.",
+        )
+    } else {
+        json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "error": "provider_not_ready" }))
+    };
     response.headers_mut().insert("retry-after", HeaderValue::from_static("2"));
     response
 }

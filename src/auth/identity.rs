@@ -4,21 +4,30 @@
 //! (header names are case-insensitive, and `http` stores them lowercased), and the
 //! attempt is logged; then the headers are set only from the verified session.
 
+use super::assertion::Assertions;
 use super::session::Session;
 use crate::config::IdentityConfig;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 pub struct IdentityHeaders {
-    names: [HeaderName; 4],
+    names: [HeaderName; 5],
     pass_access_token: bool,
+    pub assertions: Assertions,
 }
 
 impl IdentityHeaders {
-    pub fn new(config: &IdentityConfig) -> Self {
+    pub fn new(config: &IdentityConfig, assertions: Assertions) -> Self {
         Self {
-            names: [config.user_id.clone(), config.username.clone(), config.email.clone(), config.groups.clone()],
+            names: [
+                config.user_id.clone(),
+                config.username.clone(),
+                config.email.clone(),
+                config.groups.clone(),
+                config.assertion.clone(),
+            ],
             pass_access_token: config.pass_access_token,
+            assertions,
         }
     }
 
@@ -35,7 +44,7 @@ impl IdentityHeaders {
     }
 
     pub fn set(&self, headers: &mut HeaderMap, who: &Identity<'_>) {
-        let [user_id, username, email, groups] = &self.names;
+        let [user_id, username, email, groups, assertion] = &self.names;
         let mut put = |name: &HeaderName, value: &str| {
             // Claims are text from the provider; anything a header cannot carry is left out.
             if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
@@ -52,6 +61,7 @@ impl IdentityHeaders {
         if !who.groups.is_empty() {
             put(groups, &who.groups.join(","));
         }
+        put(assertion, &self.assertions.sign(who, super::now_secs()));
         if self.pass_access_token
             && let Some(token) = who.access_token
             && let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {token}"))

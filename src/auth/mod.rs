@@ -9,6 +9,7 @@
 //! The provider's metadata and keys are loaded at startup with retries; until they
 //! are, `/readyz` says not ready and anything needing them answers 503.
 
+pub mod assertion;
 pub mod bearer;
 pub mod cookies;
 mod endpoints;
@@ -83,7 +84,13 @@ impl Auth {
         Ok(Self {
             jar: CookieJar::new(&config.session.cookie_name, config.session.insecure_dev_cookies),
             sealer: Sealer::new(&keys)?,
-            identity: IdentityHeaders::new(&config.identity),
+            identity: IdentityHeaders::new(
+                &config.identity,
+                assertion::Assertions::new(
+                    &config.session.cookie_keys,
+                    config.public_url.as_str().trim_end_matches('/'),
+                ),
+            ),
             http: back_channel(config.provider.http_timeout),
             provider: tokio::sync::OnceCell::new(),
             refresher: refresh::Refresher::default(),

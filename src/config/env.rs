@@ -27,8 +27,13 @@ pub fn apply(
 ) -> HashMap<String, String> {
     let mut overrides: Vec<(String, String)> =
         vars.into_iter().filter(|(name, _)| name.starts_with(PREFIX) && name[PREFIX.len()..].contains("__")).collect();
-    // Sorted so that ROUTE__0 is applied before ROUTE__1 and appends happen in order.
-    overrides.sort();
+    // Sorted so that ROUTE__2 is applied before ROUTE__10 and appends happen in order:
+    // numeric segments compare as numbers.
+    overrides.sort_by_cached_key(|(name, _)| {
+        name.split("__")
+            .map(|segment| (segment.parse::<usize>().unwrap_or(usize::MAX), segment.to_owned()))
+            .collect::<Vec<_>>()
+    });
 
     let mut origins = HashMap::new();
     for (name, value) in overrides {

@@ -98,6 +98,8 @@ pub struct IdentityConfig {
     pub username: http::HeaderName,
     pub email: http::HeaderName,
     pub groups: http::HeaderName,
+    /// The signed identity assertion (ES256 JWT; keys at `/auth/jwks.json`).
+    pub assertion: http::HeaderName,
     /// Also send the access token upstream as `Authorization: Bearer`.
     pub pass_access_token: bool,
 }

@@ -165,6 +165,7 @@ pub struct RawIdentity {
     pub username_header: String,
     pub email_header: String,
     pub groups_header: String,
+    pub assertion_header: String,
     pub pass_access_token: bool,
 }
 
@@ -175,6 +176,7 @@ impl Default for RawIdentity {
             username_header: "x-user-name".into(),
             email_header: "x-user-email".into(),
             groups_header: "x-user-groups".into(),
+            assertion_header: "x-portcullis-identity".into(),
             pass_access_token: false,
         }
     }

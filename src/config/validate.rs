@@ -231,6 +231,7 @@ impl Checker<'_> {
             username: self.header_name("identity.username_header", &id.username_header),
             email: self.header_name("identity.email_header", &id.email_header),
             groups: self.header_name("identity.groups_header", &id.groups_header),
+            assertion: self.header_name("identity.assertion_header", &id.assertion_header),
             pass_access_token: id.pass_access_token,
         };
 
