@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-use common::browser::{Browser, CLIENT, location, query, setup};
+use common::browser::{Browser, CLIENT, KEY, location, query, setup, setup_kind};
 
 #[tokio::test]
 async fn browser_logs_in_and_the_upstream_sees_only_verified_identity() {
@@ -251,4 +251,72 @@ fn session_cookies_are_host_prefixed_secure_httponly_lax() {
         assert!(set.contains(part), "{set}");
     }
     assert!(!set.contains("Domain"), "{set}");
+}
+
+/// A second gateway in front of the same provider with other cookie keys.
+async fn gateway_with_keys(s: &common::browser::Setup, keys: &[&str]) -> common::TestGateway {
+    let app = common::upstream::echo().await;
+    let keys: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
+    let gateway = common::TestGateway::start(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:1\"\n\
+         [provider]\nkind = \"cognito\"\nissuer = \"{}\"\ndomain = \"{}\"\nclient_id = \"{CLIENT}\"\n\
+         [session]\ncookie_keys = [{}]\ninsecure_dev_cookies = true\n[[route]]\nprefix = \"/\"\nupstream = \"http://{app}\"\n",
+        s.idp.issuer(),
+        s.idp.base_url(),
+        keys.join(", ")
+    ))
+    .await;
+    gateway.ready().await;
+    gateway
+}
+
+#[tokio::test]
+async fn cookie_keys_rotate_without_logging_anyone_out() {
+    let s = setup(|_| {}, "").await;
+    let mut browser = Browser::default();
+    browser.log_in(&s, "%2F").await;
+    let cookies = Browser::cookie_header(&browser.gateway);
+    const NEW_KEY: &str = "bmV3LWtleS1uZXcta2V5LW5ldy1rZXktbmV3LWtleSE=";
+
+    let rotated = gateway_with_keys(&s, &[NEW_KEY, KEY]).await;
+    let reply = common::get(&rotated.url("/api/x"), &[("cookie", &cookies), ("accept", "application/json")]).await;
+    assert_eq!(reply.status, 200, "a session sealed with the old key opens while it is listed");
+    let retired = gateway_with_keys(&s, &[NEW_KEY]).await;
+    let reply = common::get(&retired.url("/api/x"), &[("cookie", &cookies), ("accept", "application/json")]).await;
+    assert_eq!(reply.status, 401, "a wrong key is a logged-out user, not an error");
+}
+
+#[tokio::test]
+async fn parallel_login_attempts_cannot_pile_up_cookies() {
+    let s = setup(|_| {}, "").await;
+    let mut browser = Browser::default();
+    for _ in 0..10 {
+        let login = browser.get(&s, &s.gateway.url("/auth/login"), &[]).await;
+        assert_eq!(login.status(), StatusCode::FOUND);
+        let open = browser.gateway.keys().filter(|name| name.contains("-tx-")).count();
+        assert!(open <= portcullis::auth::transaction::MAX_OPEN, "{open} login attempt cookies");
+    }
+}
+
+#[tokio::test]
+async fn a_generic_oidc_provider_logs_in_and_out_by_discovery() {
+    let s = setup_kind("oidc", |_| {}, "").await;
+    let mut browser = Browser::default();
+    let back = browser.log_in(&s, "%2F").await;
+    assert_eq!(back.status(), StatusCode::FOUND);
+    let me: Value = browser.get(&s, &s.gateway.url("/auth/userinfo"), &[]).await.json().await.unwrap();
+    assert_eq!(me["username"], "alice");
+
+    let cookies = Browser::cookie_header(&browser.gateway);
+    let logout = s
+        .http
+        .post(s.gateway.url("/auth/logout"))
+        .header("cookie", &cookies)
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    let params = query(&location(&logout));
+    assert_eq!(params["post_logout_redirect_uri"], s.gateway.url("/"), "OIDC RP-initiated logout");
+    assert!(params["id_token_hint"].starts_with("eyJ"), "with the ID token as hint");
 }

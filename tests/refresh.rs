@@ -122,7 +122,7 @@ fn exp_of(bearer: &str) -> u64 {
 #[tokio::test]
 async fn continuous_traffic_never_forwards_an_expired_token() {
     let (s, mut browser) = signed_in(2, true, "1s", "[identity]\npass_access_token = true").await;
-    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let until = std::time::Instant::now() + Duration::from_secs(30);
     let mut checked = 0;
     while std::time::Instant::now() < until {
         let sent_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
@@ -135,6 +135,6 @@ async fn continuous_traffic_never_forwards_an_expired_token() {
         checked += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(checked > 50, "{checked} requests");
-    assert!(s.idp.counters().refresh_token >= 4, "refreshed along the way: {}", s.idp.counters().refresh_token);
+    assert!(checked > 150, "{checked} requests");
+    assert!(s.idp.counters().refresh_token >= 12, "refreshed along the way: {}", s.idp.counters().refresh_token);
 }

@@ -1,8 +1,8 @@
 //! API clients that present `Authorization: Bearer <access token>` instead of a session
 //! cookie (`[bearer] enabled = true`). The token is checked as aws-jwt-verify checks a
 //! Cognito access token (signature from the provider's JWKS, `iss`, `exp`,
-//! `token_use=access`, `client_id` among the accepted app clients), then the route's
-//! scope and group requirements; the upstream gets the same identity headers as for a
+//! `token_use=access`, `client_id` among the accepted app clients), then the `[bearer]`
+//! scope and group requirements (global, not per route yet); the upstream gets the same identity headers as for a
 //! session. A bad token is a 401 with `WWW-Authenticate`, never a login redirect.
 
 use super::Auth;

@@ -73,3 +73,39 @@ impl Transaction {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn round_trip(tx: &Transaction, state: &str, now: u64) -> Option<Transaction> {
+        let jar = CookieJar::new("p", false);
+        let sealer = Sealer::new(&[vec![9; 32]]).unwrap();
+        let mut set = HeaderMap::new();
+        tx.write(&HeaderMap::new(), &mut set, &jar, &sealer);
+        let cookie = set["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let mut request = HeaderMap::new();
+        request.insert(http::header::COOKIE, HeaderValue::from_str(&cookie).unwrap());
+        Transaction::take(&request, &mut HeaderMap::new(), &jar, &sealer, state, now)
+    }
+
+    fn attempt(state: &str) -> Transaction {
+        Transaction {
+            state: state.into(),
+            nonce: "n".into(),
+            verifier: "v".into(),
+            return_to: "/".into(),
+            expires_at: 1000 + LIFETIME_SECS,
+        }
+    }
+
+    #[test]
+    fn an_attempt_is_taken_once_by_its_state_and_only_before_it_expires() {
+        let state = "0123456789abcdefXYZ";
+        assert!(round_trip(&attempt(state), state, 1000).is_some());
+        assert!(round_trip(&attempt(state), state, 1000 + LIFETIME_SECS).is_none(), "expired");
+        assert!(round_trip(&attempt(state), "0123456789abcdefOTHER", 1000).is_none(), "same prefix, other state");
+        assert!(round_trip(&attempt(state), "short", 1000).is_none());
+    }
+}

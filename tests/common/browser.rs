@@ -28,6 +28,11 @@ pub fn free_port() -> u16 {
 /// The provider (settings adjusted by `tweak`) and a gateway in front of an echo
 /// upstream with login; `session` adds lines to the gateway's `[session]`.
 pub async fn setup(tweak: impl FnOnce(&mut Settings), session: &str) -> Setup {
+    setup_kind("cognito", tweak, session).await
+}
+
+/// As [`setup`], with the gateway's `provider.kind` ("cognito" or "oidc").
+pub async fn setup_kind(kind: &str, tweak: impl FnOnce(&mut Settings), session: &str) -> Setup {
     let port = free_port();
     let origin = format!("http://127.0.0.1:{port}");
     let mut settings = Settings {
@@ -50,7 +55,7 @@ listen = "127.0.0.1:{port}"
 admin_listen = "127.0.0.1:0"
 public_url = "{origin}"
 [provider]
-kind = "cognito"
+kind = "{kind}"
 issuer = "{issuer}"
 domain = "{domain}"
 client_id = "{CLIENT}"
