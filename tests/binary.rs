@@ -5,9 +5,7 @@
 mod common;
 
 use common::upstream;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 #[tokio::test]
@@ -17,24 +15,13 @@ async fn run_logs_json_serves_and_exits_cleanly_on_sigterm() {
     let config = dir.path().join("portcullis.toml");
     std::fs::write(&config, format!("[[route]]\nprefix = \"/\"\nupstream = \"http://{app}\"\n")).unwrap();
 
-    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("PORTCULLIS_SERVER__LISTEN", "127.0.0.1:0")
-        .env("PORTCULLIS_SERVER__ADMIN_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = common::ChildGuard(child);
-
-    // Every stdout line, read on a thread so the test can wait with a bound.
-    let (lines_tx, lines) = mpsc::channel::<String>();
-    let stdout = child.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let (mut child, lines) = common::spawn_with_lines(
+        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("PORTCULLIS_SERVER__LISTEN", "127.0.0.1:0")
+            .env("PORTCULLIS_SERVER__ADMIN_LISTEN", "127.0.0.1:0"),
+    );
     let mut log = Vec::new();
     let next_json = |log: &mut Vec<String>| -> serde_json::Value {
         let line = lines.recv_timeout(common::BOUND).expect("a log line in time");

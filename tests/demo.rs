@@ -4,26 +4,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[tokio::test]
 async fn the_printed_url_and_credentials_sign_in() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["demo", "--port", &port.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = common::ChildGuard(child);
-    let (tx, lines) = std::sync::mpsc::channel();
-    let stdout = child.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (_child, lines) =
+        common::spawn_with_lines(std::process::Command::new(env!("CARGO_BIN_EXE_portcullis")).args([
+            "demo",
+            "--port",
+            &port.to_string(),
+        ]));
     let mut printed = Vec::new();
     while !printed.iter().any(|l: &String| l.contains("password: ")) {
         printed.push(lines.recv_timeout(common::BOUND).expect("the demo prints its credentials"));

@@ -2,6 +2,8 @@
 //! error, checked over real HTTP on loopback, and tokens checked the way aws-jwt-verify
 //! checks Cognito's (issuer form, `token_use`, `client_id`/`aud`, `kid`, RS256).
 
+mod common;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
@@ -581,29 +583,12 @@ async fn knobs_inject_failures_and_rotate_keys() {
 
 #[tokio::test]
 async fn dev_idp_command_serves_its_settings_file() {
-    use std::io::{BufRead, BufReader};
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dev-idp.example.toml");
-    struct Guard(std::process::Child);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["dev-idp", "--listen", "127.0.0.1:0", "--idp-config"])
-        .arg(&example)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = Guard(child);
-    let (tx, lines) = std::sync::mpsc::channel();
-    let stdout = child.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (child, lines) = common::spawn_with_lines(
+        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["dev-idp", "--listen", "127.0.0.1:0", "--idp-config"])
+            .arg(&example),
+    );
     let mut printed = Vec::new();
     while printed.len() < 6 {
         printed.push(lines.recv_timeout(Duration::from_secs(20)).expect("dev-idp prints its settings"));

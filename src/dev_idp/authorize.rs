@@ -12,7 +12,7 @@ use super::store::{CodeGrant, Session};
 use super::tokens::{now_secs, uuid};
 use super::{ClientSettings, Provider};
 use axum::extract::{Form, RawQuery, State};
-use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -213,14 +213,7 @@ pub fn session_from(provider: &Provider, headers: &HeaderMap) -> Option<Session>
 }
 
 pub fn session_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
+    crate::auth::cookies::read(headers).into_iter().find(|(name, _)| name == SESSION_COOKIE).map(|(_, value)| value)
 }
 
 /// `uri` with `params` appended to its query.

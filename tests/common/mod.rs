@@ -184,6 +184,21 @@ pub fn closed_port() -> SocketAddr {
     addr
 }
 
+/// Spawns `command` with stdout piped; its lines arrive on the receiver (read on a
+/// thread, so the test can wait with `recv_timeout`). The child is killed on drop.
+pub fn spawn_with_lines(command: &mut std::process::Command) -> (ChildGuard, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = ChildGuard(command.stdout(std::process::Stdio::piped()).spawn().expect("the command starts"));
+    let stdout = child.0.stdout.take().expect("stdout is piped");
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    (child, lines)
+}
+
 /// A child process that is killed and reaped however the test ends.
 pub struct ChildGuard(pub std::process::Child);
 
