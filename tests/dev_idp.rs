@@ -434,6 +434,18 @@ async fn refresh_without_rotation_keeps_the_refresh_token() {
         verify(&idp, body["access_token"].as_str().unwrap(), "access", PUBLIC).await;
     }
     assert_eq!(idp.counters().refresh_token, 3);
+    assert_eq!(idp.counters().refresh_with_scope, 0);
+    let (_, with_scope) = token(
+        &idp,
+        &[("grant_type", "refresh_token"), ("client_id", PUBLIC), ("refresh_token", refresh), ("scope", "openid")],
+    )
+    .await;
+    assert!(with_scope.get("access_token").is_some(), "Cognito ignores the scope of a refresh");
+    assert_eq!(
+        idp.counters().refresh_with_scope,
+        1,
+        "but the provider counts it, so gateway tests can assert none is sent"
+    );
     let (_, body) = token(
         &idp,
         &[

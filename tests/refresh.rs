@@ -52,6 +52,7 @@ async fn fifty_concurrent_requests_share_one_refresh() {
         assert!(reply.headers().get_all("set-cookie").iter().count() >= 1, "refreshed cookies ride on the response");
     }
     assert_eq!(s.idp.counters().refresh_token, 1, "exactly one refresh for 50 concurrent requests");
+    assert_eq!(s.idp.counters().refresh_with_scope, 0, "refresh sends no scope");
 }
 
 #[tokio::test]

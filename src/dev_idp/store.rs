@@ -63,6 +63,8 @@ pub struct Counters {
     pub token_errors: u64,
     /// Times the JWKS was served.
     pub jwks_fetches: u64,
+    /// Refresh requests that sent a `scope` (some providers reject those).
+    pub refresh_with_scope: u64,
 }
 
 #[derive(Default)]
@@ -82,6 +84,7 @@ pub struct Store {
     revocations: AtomicU64,
     token_errors: AtomicU64,
     jwks_fetches: AtomicU64,
+    refresh_with_scope: AtomicU64,
 }
 
 pub enum Counter {
@@ -90,6 +93,7 @@ pub enum Counter {
     Revocation,
     TokenError,
     JwksFetch,
+    RefreshWithScope,
 }
 
 impl Store {
@@ -104,6 +108,7 @@ impl Store {
             Counter::Revocation => &self.revocations,
             Counter::TokenError => &self.token_errors,
             Counter::JwksFetch => &self.jwks_fetches,
+            Counter::RefreshWithScope => &self.refresh_with_scope,
         };
         cell.fetch_add(1, Ordering::Relaxed);
     }
@@ -115,6 +120,7 @@ impl Store {
             revocations: self.revocations.load(Ordering::Relaxed),
             token_errors: self.token_errors.load(Ordering::Relaxed),
             jwks_fetches: self.jwks_fetches.load(Ordering::Relaxed),
+            refresh_with_scope: self.refresh_with_scope.load(Ordering::Relaxed),
         }
     }
 

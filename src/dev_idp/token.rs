@@ -143,6 +143,9 @@ fn refresh_token(
     form: &HashMap<String, String>,
 ) -> Result<Value, &'static str> {
     let token = form.get("refresh_token").ok_or("invalid_request")?;
+    if form.contains_key("scope") {
+        provider.store.count(Counter::RefreshWithScope);
+    }
     if provider.store.refresh_client(token).is_some_and(|owner| owner != client.client_id) {
         return Err("invalid_grant");
     }
