@@ -214,19 +214,8 @@ async fn callback_refuses_unknown_state_reused_codes_and_provider_errors() {
 
     // Replaying the whole callback (same code, same state) after it was used.
     let mut second = Browser::default();
-    let login = second.get(&s, &s.gateway.url("/auth/login"), &[]).await;
+    let callback = second.until_callback(&s, "%2F").await;
     let tx_cookies = Browser::cookie_header(&second.gateway);
-    let authorize = location(&login);
-    let to_form = second.get(&s, &authorize, &[]).await;
-    let password = Settings::default().users[0].password.clone();
-    let signed_in = s
-        .http
-        .post(format!("{}{}", s.idp.base_url(), location(&to_form)))
-        .form(&[("username", "alice"), ("password", password.as_str())])
-        .send()
-        .await
-        .unwrap();
-    let callback = location(&signed_in);
     let first = s.http.get(&callback).header("cookie", &tx_cookies).send().await.unwrap();
     assert_eq!(first.status(), StatusCode::FOUND);
     let replay = s.http.get(&callback).header("cookie", &tx_cookies).send().await.unwrap();

@@ -118,6 +118,13 @@ impl Browser {
     /// Follows a login from `/auth/login?return_to=…` to the gateway's answer to the
     /// callback; returns that answer.
     pub async fn log_in(&mut self, s: &Setup, return_to: &str) -> reqwest::Response {
+        let callback = self.until_callback(s, return_to).await;
+        self.get(s, &callback, &[]).await
+    }
+
+    /// Starts a login and signs in at the provider; returns the callback URL the
+    /// provider redirects to, not yet visited (the attempt cookie is in the jar).
+    pub async fn until_callback(&mut self, s: &Setup, return_to: &str) -> String {
         let login = self.get(s, &s.gateway.url(&format!("/auth/login?return_to={return_to}")), &[]).await;
         assert_eq!(login.status(), StatusCode::FOUND);
         let authorize = location(&login);
@@ -142,7 +149,7 @@ impl Browser {
         Self::store(&mut self.idp, &signed_in);
         let callback = location(&signed_in);
         assert!(callback.starts_with(&s.gateway.url("/auth/callback?")), "{callback}");
-        self.get(s, &callback, &[]).await
+        callback
     }
 }
 
