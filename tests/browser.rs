@@ -5,61 +5,11 @@
 
 mod common;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use common::chrome::{chromedriver, chromium, free_port};
+use fantoccini::{Client, Locator};
 use portcullis::dev_idp::{DevIdp, Settings};
 use serde_json::{Value, json};
 use std::time::Duration;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// chromedriver on a free port; killed when dropped.
-async fn chromedriver() -> (common::ChildGuard, u16) {
-    for needed in [CHROMIUM, CHROMEDRIVER] {
-        assert!(
-            std::path::Path::new(needed).exists(),
-            "{needed} is missing: the browser tests need Debian's chromium and chromium-driver (./.ci/run installs them)"
-        );
-    }
-    let port = free_port();
-    let child = std::process::Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let deadline = std::time::Instant::now() + common::BOUND;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "chromedriver did not start listening");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (common::ChildGuard(child), port)
-}
-
-async fn chromium(driver_port: u16) -> Client {
-    let profile = tempfile::tempdir().unwrap().keep();
-    let capabilities = json!({
-        "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }
-    });
-    let capabilities = capabilities.as_object().unwrap().clone();
-    ClientBuilder::rustls()
-        .unwrap()
-        .capabilities(capabilities)
-        .connect(&format!("http://127.0.0.1:{driver_port}"))
-        .await
-        .expect("a Chromium session")
-}
 
 /// The demo, in-process: provider (3-second access tokens), demo app, gateway on
 /// http://localhost:PORT with login.

@@ -144,7 +144,7 @@ async fn callback(
         return with_cookies(login_failed(StatusCode::BAD_GATEWAY, "The identity provider sent no ID token."), cookies);
     };
     let claims = match verify_id_token(&provider.jwks, &id_token, &provider.expect, Some(&attempt.nonce)).await {
-        Ok(claims) => claims,
+        Ok(claims) => with_userinfo(auth, claims, tokens.access_token().secret(), request_id).await,
         Err(err) => {
             tracing::warn!(request_id, error = %err, "ID token rejected at the callback");
             return with_cookies(login_failed(StatusCode::BAD_REQUEST, "The sign-in could not be verified."), cookies);
@@ -173,20 +173,70 @@ async fn callback(
     redirect(StatusCode::FOUND, &attempt.return_to, cookies)
 }
 
+/// Generic OIDC providers may keep the scope claims (email, profile) out of the ID
+/// token and serve them from userinfo (OIDC Core §5.4): fetch them there and add what
+/// the ID token lacks, only when userinfo speaks of the same `sub`. Cognito's ID token
+/// carries everything, so it is not asked. A failure keeps the ID token's claims.
+async fn with_userinfo(
+    auth: &Auth,
+    mut claims: serde_json::Map<String, Value>,
+    access_token: &str,
+    request_id: &str,
+) -> serde_json::Map<String, Value> {
+    let endpoint = match (auth.config.provider.kind, auth.provider().and_then(|p| p.metadata.userinfo_endpoint.clone()))
+    {
+        (ProviderKind::Oidc, Some(endpoint)) => endpoint,
+        _ => return claims,
+    };
+    let answer = auth.http().get(&endpoint).bearer_auth(access_token).send().await;
+    let info: Option<serde_json::Map<String, Value>> = match answer {
+        Ok(response) if response.status().is_success() => response.json().await.ok(),
+        Ok(response) => {
+            tracing::warn!(
+                request_id,
+                status = response.status().as_u16(),
+                "userinfo refused; using the ID token's claims"
+            );
+            None
+        }
+        Err(err) => {
+            tracing::warn!(request_id, error = %err, "userinfo failed; using the ID token's claims");
+            None
+        }
+    };
+    if let Some(info) = info.filter(|info| info.get("sub") == claims.get("sub")) {
+        for (name, value) in info {
+            claims.entry(name).or_insert(value);
+        }
+    }
+    claims
+}
+
 /// The user's name, email, groups and profile from verified ID-token claims (at login,
 /// and again when a refresh brings a new ID token).
 pub fn update_from_claims(auth: &Auth, session: &mut Session, claims: &serde_json::Map<String, Value>) {
+    // Only what the claims carry is replaced: a refreshed ID token without the scope
+    // claims (kept in userinfo by some providers) must not erase them.
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
     let groups_claim = auth.config.provider.groups_claim.as_str();
-    session.groups = match claims.get(groups_claim) {
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-        Some(Value::String(list)) => list.split([',', ' ']).filter(|g| !g.is_empty()).map(str::to_owned).collect(),
-        _ => vec![],
-    };
-    session.username = text("cognito:username").or_else(|| text("preferred_username")).or_else(|| text("username"));
-    session.email = text("email");
+    match claims.get(groups_claim) {
+        Some(Value::Array(items)) => {
+            session.groups = items.iter().filter_map(Value::as_str).map(str::to_owned).collect()
+        }
+        Some(Value::String(list)) => {
+            session.groups = list.split([',', ' ']).filter(|g| !g.is_empty()).map(str::to_owned).collect()
+        }
+        _ => {}
+    }
+    if let Some(username) = text("cognito:username").or_else(|| text("preferred_username")).or_else(|| text("username"))
+    {
+        session.username = Some(username);
+    }
+    if let Some(email) = text("email") {
+        session.email = Some(email);
+    }
     let identity_claims = ["sub", "cognito:username", "preferred_username", "email", groups_claim];
-    session.profile = Session::profile_from(claims, &identity_claims);
+    session.profile.extend(Session::profile_from(claims, &identity_claims));
 }
 
 fn userinfo(auth: &Auth, headers: &HeaderMap) -> Response<ProxyBody> {

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod browser;
+pub mod chrome;
 pub mod idp;
 pub mod upstream;
 
