@@ -26,7 +26,7 @@ async fn demo() -> (DevIdp, common::TestGateway, String) {
     let gateway = common::TestGateway::start(&format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:0\"\npublic_url = \"{origin}\"\n\
          [provider]\nkind = \"cognito\"\nissuer = \"{}\"\ndomain = \"{}\"\nclient_id = \"portcullis-demo\"\n\
-         [session]\ncookie_keys = [\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"]\ninsecure_dev_cookies = true\nrefresh_skew = \"1s\"\n\
+         [session]\ncookie_keys = [\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"]\nrefresh_skew = \"1s\"\n\
          [[route]]\nprefix = \"/\"\nupstream = \"http://{app_addr}\"\n",
         idp.issuer(),
         idp.base_url()
@@ -84,14 +84,14 @@ async fn a_person_signs_in_uses_the_app_and_signs_out() {
         browser.execute("return [document.cookie, localStorage.length, sessionStorage.length]", vec![]).await.unwrap();
     assert_eq!(exposed, json!(["", 0, 0]));
     let cookies = browser.get_all_cookies().await.unwrap();
-    let ours: Vec<_> = cookies.iter().filter(|c| c.name().starts_with("portcullis")).collect();
+    let ours: Vec<_> = cookies.iter().filter(|c| c.name().starts_with("__Host-portcullis")).collect();
     assert!(!ours.is_empty(), "session cookies stored: {cookies:?}");
     for cookie in &ours {
         assert_eq!(cookie.http_only(), Some(true), "{cookie}");
         assert_eq!(format!("{:?}", cookie.same_site()), "Some(Lax)", "{cookie}");
         assert_eq!(cookie.path(), Some("/"), "{cookie}");
-        // insecure_dev_cookies (http://localhost): no Secure; production cookies carry it.
-        assert_ne!(cookie.secure(), Some(true), "{cookie}");
+        // Production attributes even on http://localhost, a secure context for browsers.
+        assert_eq!(cookie.secure(), Some(true), "{cookie}");
     }
     eprintln!(
         "browser cookies after login: {}",

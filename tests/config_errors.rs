@@ -251,3 +251,20 @@ fn check_command_exits_2_and_names_every_key() {
     let version = Command::new(env!("CARGO_BIN_EXE_portcullis")).arg("--version").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("portcullis {}", env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn plain_http_is_accepted_only_for_localhost_or_with_the_dev_switch() {
+    let login = |public_url: &str, insecure: bool| {
+        format!(
+            "[server]\npublic_url = \"{public_url}\"\n[provider]\nkind = \"oidc\"\nissuer = \"https://idp.example\"\nclient_id = \"c\"\n\
+             [session]\ncookie_keys = [\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"]\ninsecure_dev_cookies = {insecure}\n{MINIMAL}"
+        )
+    };
+    for origin in ["https://app.example.com", "http://localhost:8080", "http://127.0.0.1:8080"] {
+        assert!(load(&login(origin, false), &[]).is_ok(), "{origin}");
+    }
+    let refused = problems(&login("http://app.example.com", false), &[]);
+    assert_eq!(keys(&refused), ["server.public_url"]);
+    assert!(refused[0].message.contains("plain http"), "{}", refused[0]);
+    assert!(load(&login("http://app.example.com", true), &[]).is_ok(), "allowed with the dev switch");
+}

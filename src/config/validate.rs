@@ -243,11 +243,14 @@ impl Checker<'_> {
             return None;
         }
         let public_url = self.origin("server.public_url", &raw.server.public_url)?;
-        if public_url.scheme() == "http" && !session.insecure_dev_cookies {
+        // Browsers treat http://localhost as a secure context and keep Secure, __Host-
+        // cookies there; any other plain-http origin would silently lose them.
+        let localhost = matches!(public_url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        if public_url.scheme() == "http" && !localhost && !session.insecure_dev_cookies {
             self.fail(
                 "server.public_url",
                 format!(
-                    "{:?} is plain http: session cookies are Secure and need https (set session.insecure_dev_cookies = true for local development only)",
+                    "{:?} is plain http: session cookies are Secure and need https (or http://localhost; session.insecure_dev_cookies = true for other local development only)",
                     raw.server.public_url
                 ),
             );

@@ -42,6 +42,7 @@ const PAGE: &str = r#"<!doctype html>
 <body>
 <h1>Portcullis demo</h1>
 <p id="who">Checking who is signed in...</p>
+<p id="expiry"></p>
 <p>This page is served by a demo application <em>behind</em> Portcullis. The page's
 JavaScript holds no token: <code>document.cookie</code> is empty because the session
 cookies are <code>HttpOnly</code>. The first button calls <code>/api/echo</code>, which
@@ -53,13 +54,20 @@ answers with the request exactly as the application received it from the gateway
 <p>document.cookie: <code id="cookies"></code></p>
 <script>
 document.getElementById('cookies').textContent = JSON.stringify(document.cookie);
-fetch('/auth/userinfo', { headers: { 'Accept': 'application/json' } })
-  .then(r => r.ok ? r.json() : null)
-  .then(me => document.getElementById('who').textContent =
-    me ? `Signed in as ${me.username} (${me.email}), groups: ${me.groups.join(', ')}` : 'Not signed in.');
+async function who() {
+  const response = await fetch('/auth/userinfo', { headers: { 'Accept': 'application/json' } });
+  const me = response.ok ? await response.json() : null;
+  document.getElementById('who').textContent =
+    me ? `Signed in as ${me.username} (${me.email}), groups: ${me.groups.join(', ')}` : 'Not signed in.';
+  document.getElementById('expiry').textContent = me
+    ? `Current access token (held by the gateway, never by this page) expires at ${new Date(me.access_token_expires_at * 1000).toLocaleTimeString()}; the gateway renews it a minute before.`
+    : '';
+}
+who();
 document.getElementById('call').addEventListener('click', async () => {
   const response = await fetch('/api/echo', { headers: { 'Accept': 'application/json' } });
   document.getElementById('out').textContent = response.status + '\n' + JSON.stringify(await response.json(), null, 2);
+  who();
 });
 </script>
 </body>

@@ -17,7 +17,12 @@ pub use app::serve as serve_app;
 /// runs until `shutdown` completes.
 pub async fn run(port: u16, shutdown: impl Future<Output = ()>) -> Result<(), Box<dyn std::error::Error>> {
     let gateway_url = format!("http://localhost:{port}");
-    let idp = DevIdp::start(Settings::demo(&gateway_url)).await?;
+    // Two-minute tokens: with the default one-minute refresh skew the gateway renews
+    // them every minute of use, which the demo page shows.
+    let mut settings = Settings::demo(&gateway_url);
+    settings.access_token_ttl = std::time::Duration::from_secs(120);
+    settings.id_token_ttl = std::time::Duration::from_secs(120);
+    let idp = DevIdp::start(settings).await?;
     let app_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let app_addr = app_listener.local_addr()?;
     tokio::spawn(app::serve(app_listener));
@@ -30,6 +35,7 @@ pub async fn run(port: u16, shutdown: impl Future<Output = ()>) -> Result<(), Bo
     println!("  open: {gateway_url}/");
     println!("  user: {}", user.username);
     println!("  password: {}", user.password);
+    println!("  (access tokens last 2 minutes here: watch the page renew them without a sign-in)");
     println!("  admin: http://{}/readyz", gateway.admin_addr());
     println!("  (Ctrl-C to stop)");
     println!();
@@ -61,7 +67,6 @@ client_id = "{client}"
 
 [session]
 cookie_keys = ["{key}"]
-insecure_dev_cookies = true
 
 [[route]]
 prefix = "/"
