@@ -268,3 +268,19 @@ fn plain_http_is_accepted_only_for_localhost_or_with_the_dev_switch() {
     assert!(refused[0].message.contains("plain http"), "{}", refused[0]);
     assert!(load(&login("http://app.example.com", true), &[]).is_ok(), "allowed with the dev switch");
 }
+
+#[test]
+fn identity_headers_cannot_shadow_http_or_each_other_and_login_settings_need_a_provider() {
+    let with_identity = |lines: &str| {
+        format!(
+            "[server]\npublic_url = \"https://app.example.com\"\n[provider]\nkind = \"oidc\"\nissuer = \"https://idp.example\"\nclient_id = \"c\"\n\
+             [session]\ncookie_keys = [\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"]\n[identity]\n{lines}\n{MINIMAL}"
+        )
+    };
+    let found = problems(&with_identity("user_id_header = \"Authorization\"\nemail_header = \"x-user-name\""), &[]);
+    assert_eq!(keys(&found), ["identity.user_id_header", "identity.email_header"]);
+    assert!(found[1].message.contains("already identity.username_header"), "{}", found[1]);
+
+    let found = problems(&format!("[bearer]\nenabled = true\n[session]\ncookie_keys = [\"x\"]\n{MINIMAL}"), &[]);
+    assert_eq!(keys(&found), ["bearer.enabled", "session.cookie_keys"]);
+}

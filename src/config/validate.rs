@@ -12,6 +12,23 @@ use http::uri::Scheme;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// Headers an identity header must not be named after: the gateway strips and sets
+/// identity headers, which would destroy these.
+const RESERVED_HEADERS: [&str; 12] = [
+    "authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-request-id",
+];
+
 /// More threads than this is a typo, not a tuning.
 const MAX_WORKERS: u32 = 256;
 
@@ -137,7 +154,16 @@ impl Checker<'_> {
     fn auth(&mut self, raw: &RawConfig) -> Option<AuthConfig> {
         let p = &raw.provider;
         let kind = match p.kind.as_str() {
-            "" => return None,
+            "" => {
+                // Login settings without a provider would be silently ignored: say so.
+                if raw.bearer.enabled {
+                    self.fail("bearer.enabled", "needs a [provider] (set provider.kind) to verify tokens");
+                }
+                if !raw.session.cookie_keys.is_empty() {
+                    self.fail("session.cookie_keys", "are set but no [provider] is configured (set provider.kind)");
+                }
+                return None;
+            }
             "cognito" => ProviderKind::Cognito,
             "oidc" => ProviderKind::Oidc,
             other => {
@@ -226,6 +252,21 @@ impl Checker<'_> {
         };
 
         let id = &raw.identity;
+        let names = [
+            ("identity.user_id_header", &id.user_id_header),
+            ("identity.username_header", &id.username_header),
+            ("identity.email_header", &id.email_header),
+            ("identity.groups_header", &id.groups_header),
+            ("identity.assertion_header", &id.assertion_header),
+        ];
+        for (i, (key, name)) in names.iter().enumerate() {
+            let lower = name.to_ascii_lowercase();
+            if RESERVED_HEADERS.contains(&lower.as_str()) {
+                self.fail(*key, format!("{name:?} is a header the gateway or HTTP itself manages; pick another name"));
+            } else if let Some((other, _)) = names[..i].iter().find(|(_, n)| n.eq_ignore_ascii_case(name)) {
+                self.fail(*key, format!("{name:?} is already {other}"));
+            }
+        }
         let identity = IdentityConfig {
             user_id: self.header_name("identity.user_id_header", &id.user_id_header),
             username: self.header_name("identity.username_header", &id.username_header),
