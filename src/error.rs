@@ -29,6 +29,8 @@ pub enum GatewayError {
     ClientAborted,
     #[error("request path has dot segments")]
     DotSegments,
+    #[error("unsafe request without proof of coming from the app's own pages (CSRF)")]
+    CrossSiteRequest,
     #[error("method {0} is not proxied")]
     MethodNotAllowed(http::Method),
     #[error("upstream connection failed")]
@@ -52,6 +54,7 @@ impl GatewayError {
             | GatewayError::ClientBodyTimeout(_)
             | GatewayError::ClientAborted
             | GatewayError::DotSegments
+            | GatewayError::CrossSiteRequest
             | GatewayError::MethodNotAllowed(_) => ErrorSource::Client,
             GatewayError::UpstreamUnreachable(_)
             | GatewayError::UpstreamTimeout(_)
@@ -68,6 +71,7 @@ impl GatewayError {
             GatewayError::ClientBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::ClientAborted | GatewayError::DotSegments => StatusCode::BAD_REQUEST,
             GatewayError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::CrossSiteRequest => StatusCode::FORBIDDEN,
             GatewayError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::UpstreamUnreachable(_) | GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => {
                 StatusCode::BAD_GATEWAY
@@ -85,6 +89,7 @@ impl GatewayError {
             GatewayError::ClientAborted => "bad_request",
             GatewayError::DotSegments => "bad_path",
             GatewayError::MethodNotAllowed(_) => "method_not_allowed",
+            GatewayError::CrossSiteRequest => "csrf",
             GatewayError::UpstreamUnreachable(_) => "upstream_unreachable",
             GatewayError::UpstreamTimeout(_) => "upstream_timeout",
             GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => "bad_gateway",
@@ -101,6 +106,9 @@ impl GatewayError {
             GatewayError::ClientAborted => "The request body was incomplete.",
             GatewayError::DotSegments => "The request path must not contain \".\" or \"..\" segments.",
             GatewayError::MethodNotAllowed(_) => "This method is not supported.",
+            GatewayError::CrossSiteRequest => {
+                "This request did not come from the application's own pages (send X-CSRF: 1 from your app's fetch calls)."
+            }
             GatewayError::UpstreamUnreachable(_) => {
                 "The application is not reachable right now. Please try again shortly."
             }

@@ -6,7 +6,7 @@
 
 use crate::auth::refresh::Outcome;
 use crate::auth::session::Session;
-use crate::auth::{self, Auth, bearer};
+use crate::auth::{self, Auth, bearer, csrf};
 use crate::config::Config;
 use crate::error::{ErrorSource, GatewayError};
 use crate::metrics::{Metrics, NO_ROUTE, RouteMetrics};
@@ -126,7 +126,15 @@ impl Gateway {
                     None => Freshness::Missing,
                 };
                 match session {
-                    Freshness::Valid(session) => auth.identity.set(request.headers_mut(), &session.identity()),
+                    Freshness::Valid(session) => {
+                        let forged = route.csrf
+                            && csrf::is_unsafe(request.method())
+                            && !csrf::allowed(request.headers(), auth.public_origin(), &auth.config.identity.csrf);
+                        if forged {
+                            return Err(GatewayError::CrossSiteRequest);
+                        }
+                        auth.identity.set(request.headers_mut(), &session.identity());
+                    }
                     Freshness::ProviderDown => return Err(GatewayError::ProviderUnavailable),
                     Freshness::Missing | Freshness::Ended
                         if auth.config.bearer.enabled && bearer::presented(request.headers()).is_some() =>

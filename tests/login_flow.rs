@@ -309,3 +309,41 @@ async fn a_generic_oidc_provider_logs_in_and_out_by_discovery() {
     assert_eq!(params["post_logout_redirect_uri"], s.gateway.url("/"), "OIDC RP-initiated logout");
     assert!(params["id_token_hint"].starts_with("eyJ"), "with the ID token as hint");
 }
+
+#[tokio::test]
+async fn cross_site_writes_riding_on_the_session_cookie_are_refused() {
+    let s = setup(|_| {}, "").await;
+    let mut browser = Browser::default();
+    browser.log_in(&s, "%2F").await;
+    let cookies = Browser::cookie_header(&browser.gateway);
+    let post = |path: &str, headers: &[(&str, &str)]| {
+        let mut request =
+            s.http.post(s.gateway.url(path)).header("cookie", &cookies).header("accept", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body("{}").send()
+    };
+    let origin = s.gateway.url("");
+    for (what, headers, expected) in [
+        ("cross-site", vec![("sec-fetch-site", "cross-site")], 403),
+        ("same-site sibling", vec![("sec-fetch-site", "same-site")], 403),
+        ("foreign Origin", vec![("origin", "https://evil.example")], 403),
+        ("no evidence", vec![], 403),
+        ("same-origin", vec![("sec-fetch-site", "same-origin")], 200),
+        ("matching Origin", vec![("origin", origin.as_str())], 200),
+        ("X-CSRF: 1", vec![("x-csrf", "1"), ("sec-fetch-site", "cross-site")], 200),
+    ] {
+        let reply = post("/api/write", &headers).await.unwrap();
+        let status = reply.status().as_u16();
+        let body: Value = reply.json().await.unwrap();
+        assert_eq!(status, expected, "{what}: {body}");
+        if expected == 403 {
+            assert_eq!(body["error"], "csrf", "{what}: answered by the gateway, not the upstream");
+        } else {
+            assert_eq!(body["method"], "POST", "{what}: forwarded");
+        }
+    }
+    let opted_out = post("/nocsrf/hook", &[("sec-fetch-site", "cross-site")]).await.unwrap();
+    assert_eq!(opted_out.status(), 200, "a route can opt out");
+}

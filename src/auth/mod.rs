@@ -12,6 +12,7 @@
 pub mod assertion;
 pub mod bearer;
 pub mod cookies;
+pub mod csrf;
 mod endpoints;
 pub mod identity;
 pub mod refresh;

@@ -100,6 +100,9 @@ pub struct IdentityConfig {
     pub groups: http::HeaderName,
     /// The signed identity assertion (ES256 JWT; keys at `/auth/jwks.json`).
     pub assertion: http::HeaderName,
+    /// A request carrying this header (value `1`) passes the CSRF check: browsers do
+    /// not let another site set custom headers without a CORS preflight.
+    pub csrf: http::HeaderName,
     /// Also send the access token upstream as `Authorization: Bearer`.
     pub pass_access_token: bool,
 }
@@ -157,6 +160,8 @@ pub struct RouteConfig {
     pub preserve_host: bool,
     /// Served without a session (when a provider is configured; otherwise all are).
     pub public: bool,
+    /// Refuse cross-site unsafe requests carried by the session cookie (see `auth/csrf.rs`).
+    pub csrf: bool,
 }
 
 /// Where a route forwards to: `http://host:port` plus an optional base path.

@@ -83,7 +83,7 @@ impl Default for RawLog {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct RawRoute {
     pub prefix: String,
@@ -91,6 +91,20 @@ pub struct RawRoute {
     pub strip_prefix: bool,
     pub preserve_host: bool,
     pub public: bool,
+    pub csrf: bool,
+}
+
+impl Default for RawRoute {
+    fn default() -> Self {
+        Self {
+            prefix: String::new(),
+            upstream: String::new(),
+            strip_prefix: false,
+            preserve_host: false,
+            public: false,
+            csrf: true,
+        }
+    }
 }
 
 /// API clients presenting access tokens instead of a session cookie.
@@ -166,6 +180,7 @@ pub struct RawIdentity {
     pub email_header: String,
     pub groups_header: String,
     pub assertion_header: String,
+    pub csrf_header: String,
     pub pass_access_token: bool,
 }
 
@@ -177,6 +192,7 @@ impl Default for RawIdentity {
             email_header: "x-user-email".into(),
             groups_header: "x-user-groups".into(),
             assertion_header: "x-portcullis-identity".into(),
+            csrf_header: "x-csrf".into(),
             pass_access_token: false,
         }
     }

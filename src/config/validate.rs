@@ -147,6 +147,7 @@ impl Checker<'_> {
             strip_prefix: raw.strip_prefix,
             preserve_host: raw.preserve_host,
             public: raw.public,
+            csrf: raw.csrf,
         }
     }
 
@@ -273,6 +274,7 @@ impl Checker<'_> {
             email: self.header_name("identity.email_header", &id.email_header),
             groups: self.header_name("identity.groups_header", &id.groups_header),
             assertion: self.header_name("identity.assertion_header", &id.assertion_header),
+            csrf: self.header_name("identity.csrf_header", &id.csrf_header),
             pass_access_token: id.pass_access_token,
         };
 

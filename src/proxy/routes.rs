@@ -17,6 +17,8 @@ pub struct Route {
     pub preserve_host: bool,
     /// Served without a session.
     pub public: bool,
+    /// Unsafe methods must prove they come from the app's own pages.
+    pub csrf: bool,
     /// The upstream's authority as a `Host` value, built once.
     pub upstream_host: HeaderValue,
     pub metrics: RouteMetrics,
@@ -30,6 +32,7 @@ impl Route {
             strip_prefix: config.strip_prefix,
             preserve_host: config.preserve_host,
             public: config.public,
+            csrf: config.csrf,
             upstream_host: HeaderValue::from_str(config.upstream.authority.as_str())
                 .expect("an authority is a valid header value"),
             metrics: metrics.for_route(&config.prefix),
@@ -108,6 +111,7 @@ mod tests {
             strip_prefix,
             preserve_host: false,
             public: false,
+            csrf: true,
         }
     }
 

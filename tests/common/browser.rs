@@ -68,6 +68,10 @@ insecure_dev_cookies = true
 prefix = "/"
 upstream = "http://{app}"
 [[route]]
+prefix = "/nocsrf/"
+upstream = "http://{app}"
+csrf = false
+[[route]]
 prefix = "/public/"
 upstream = "http://{app}"
 public = true
