@@ -15,8 +15,9 @@ use super::transaction::{self, Transaction};
 use super::{Auth, now_secs};
 use crate::config::ProviderKind;
 use crate::oidc::verify::verify_id_token;
+use crate::oidc::with_query;
 use crate::proxy::body::{self, ProxyBody};
-use crate::respond::wants_html;
+use crate::respond::{escape_html as escape, wants_html};
 use base64::Engine;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -328,16 +329,6 @@ fn same_origin(auth: &Auth, headers: &HeaderMap) -> bool {
     }
 }
 
-fn with_query(endpoint: &str, params: &[(&str, &str)]) -> String {
-    match url::Url::parse(endpoint) {
-        Ok(mut url) => {
-            url.query_pairs_mut().extend_pairs(params);
-            url.into()
-        }
-        Err(_) => endpoint.to_owned(),
-    }
-}
-
 fn redirect(status: StatusCode, location: &str, cookies: HeaderMap) -> Response<ProxyBody> {
     let mut response = Response::new(body::empty());
     *response.status_mut() = status;
@@ -390,10 +381,6 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response<ProxyBody> {
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 const CONFIRM_LOGOUT: &str = "<h1>Sign out?</h1><form method=\"post\" action=\"/auth/logout\">\

@@ -36,7 +36,7 @@ use oauth2::basic::{
 use oauth2::{EndpointNotSet, EndpointSet, ExtraTokenFields, StandardRevocableToken, StandardTokenResponse};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The token response's `id_token`, which plain OAuth 2 does not know.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -176,6 +176,4 @@ pub async fn send(http: reqwest::Client, request: oauth2::HttpRequest) -> Result
     Ok(answer.body(body.to_vec()).expect("status and headers come from a valid response"))
 }
 
-pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
-}
+pub use crate::oidc::now_secs;

@@ -216,16 +216,7 @@ pub fn session_id(headers: &HeaderMap) -> Option<String> {
     crate::auth::cookies::read(headers).into_iter().find(|(name, _)| name == SESSION_COOKIE).map(|(_, value)| value)
 }
 
-/// `uri` with `params` appended to its query.
-pub fn with_params(uri: &str, params: &[(&str, &str)]) -> String {
-    match url::Url::parse(uri) {
-        Ok(mut url) => {
-            url.query_pairs_mut().extend_pairs(params);
-            url.into()
-        }
-        Err(_) => uri.to_owned(),
-    }
-}
+pub use crate::oidc::with_query as with_params;
 
 /// A 302, as Cognito answers (axum's `Redirect::to` is a 303).
 pub fn found(location: &str) -> Response {

@@ -2,6 +2,7 @@
 //! field ids, so browser tests read like tests against the real one) and error pages.
 //! Every page says plainly that this is a development provider.
 
+use crate::respond::escape_html as escape;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
@@ -17,10 +18,6 @@ fn page(title: &str, body: &str) -> String {
          button{{margin-top:1.2rem;width:100%;padding:.6rem;background:#1f6feb;color:#fff;border:0;border-radius:4px;font-size:1rem}}\
          .error{{color:#b00020}}</style></head>\n<body><div class=\"banner\">{BANNER}</div><main>{body}</main></body></html>\n"
     )
-}
-
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 /// The sign-in form. It posts back to `/login` with the authorize query unchanged.

@@ -15,11 +15,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
-}
+pub use crate::oidc::now_secs;
 
 /// A random UUID v4 string, the form Cognito uses for `jti`, `event_id` and codes.
 pub fn uuid() -> String {

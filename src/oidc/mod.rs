@@ -5,7 +5,23 @@ pub mod jwks;
 pub mod metadata;
 pub mod verify;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch, the unit of every token time claim.
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
+}
+
+/// `endpoint` with `params` appended to its query (kept as is when it is not a URL).
+pub fn with_query(endpoint: &str, params: &[(&str, &str)]) -> String {
+    match url::Url::parse(endpoint) {
+        Ok(mut url) => {
+            url.query_pairs_mut().extend_pairs(params);
+            url.into()
+        }
+        Err(_) => endpoint.to_owned(),
+    }
+}
 
 /// The back-channel HTTP client: no redirects (a token endpoint that redirects is an
 /// SSRF hole, and discovery must come from the issuer itself), bounded time.

@@ -17,7 +17,7 @@
 use super::jwks::JwksCache;
 use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use serde_json::{Map, Value};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const ASYMMETRIC: [Algorithm; 7] = [
     Algorithm::RS256,
@@ -138,7 +138,7 @@ async fn verify_signed(
     let claims =
         decode::<Claims>(token, &key.key, &validation).map_err(|err| TokenError::Rejected(err.to_string()))?.claims;
 
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs();
+    let now = super::now_secs();
     let issued = claims.get("iat").and_then(Value::as_u64).ok_or(TokenError::Claim("iat"))?;
     if issued > now + expect.leeway.as_secs() {
         return Err(TokenError::Claim("iat"));
