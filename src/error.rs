@@ -27,10 +27,14 @@ pub enum GatewayError {
     ClientBodyTimeout(std::time::Duration),
     #[error("client closed or broke its request body")]
     ClientAborted,
-    #[error("request path has dot segments")]
-    DotSegments,
+    #[error("request path refused: {0}")]
+    BadPath(#[from] crate::proxy::path::PathError),
     #[error("unsafe request without proof of coming from the app's own pages (CSRF)")]
     CrossSiteRequest,
+    #[error("authorization policy refused the request (rule: {})", .0.name())]
+    Forbidden(crate::auth::policy::Rule),
+    #[error("the request's cookies exceed the configured limits")]
+    CookiesTooLarge,
     #[error("method {0} is not proxied")]
     MethodNotAllowed(http::Method),
     #[error("upstream connection failed")]
@@ -53,8 +57,10 @@ impl GatewayError {
             GatewayError::NoRoute
             | GatewayError::ClientBodyTimeout(_)
             | GatewayError::ClientAborted
-            | GatewayError::DotSegments
+            | GatewayError::BadPath(_)
             | GatewayError::CrossSiteRequest
+            | GatewayError::Forbidden(_)
+            | GatewayError::CookiesTooLarge
             | GatewayError::MethodNotAllowed(_) => ErrorSource::Client,
             GatewayError::UpstreamUnreachable(_)
             | GatewayError::UpstreamTimeout(_)
@@ -69,9 +75,10 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute => StatusCode::NOT_FOUND,
             GatewayError::ClientBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            GatewayError::ClientAborted | GatewayError::DotSegments => StatusCode::BAD_REQUEST,
+            GatewayError::ClientAborted | GatewayError::BadPath(_) => StatusCode::BAD_REQUEST,
             GatewayError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            GatewayError::CrossSiteRequest => StatusCode::FORBIDDEN,
+            GatewayError::CrossSiteRequest | GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
+            GatewayError::CookiesTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             GatewayError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::UpstreamUnreachable(_) | GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => {
                 StatusCode::BAD_GATEWAY
@@ -87,9 +94,11 @@ impl GatewayError {
             GatewayError::NoRoute => "not_found",
             GatewayError::ClientBodyTimeout(_) => "request_timeout",
             GatewayError::ClientAborted => "bad_request",
-            GatewayError::DotSegments => "bad_path",
+            GatewayError::BadPath(_) => "bad_path",
             GatewayError::MethodNotAllowed(_) => "method_not_allowed",
             GatewayError::CrossSiteRequest => "csrf",
+            GatewayError::Forbidden(_) => "forbidden",
+            GatewayError::CookiesTooLarge => "cookies_too_large",
             GatewayError::UpstreamUnreachable(_) => "upstream_unreachable",
             GatewayError::UpstreamTimeout(_) => "upstream_timeout",
             GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => "bad_gateway",
@@ -104,10 +113,14 @@ impl GatewayError {
             GatewayError::NoRoute => "Nothing is served at this path.",
             GatewayError::ClientBodyTimeout(_) => "The request body stopped arriving.",
             GatewayError::ClientAborted => "The request body was incomplete.",
-            GatewayError::DotSegments => "The request path must not contain \".\" or \"..\" segments.",
+            GatewayError::BadPath(reason) => reason.public_message(),
             GatewayError::MethodNotAllowed(_) => "This method is not supported.",
             GatewayError::CrossSiteRequest => {
                 "This request did not come from the application's own pages (send X-CSRF: 1 from your app's fetch calls)."
+            }
+            GatewayError::Forbidden(rule) => rule.public_message(),
+            GatewayError::CookiesTooLarge => {
+                "This site has set too many or too large cookies. Clear the cookies for this site and reload."
             }
             GatewayError::UpstreamUnreachable(_) => {
                 "The application is not reachable right now. Please try again shortly."
@@ -120,6 +133,14 @@ impl GatewayError {
                 "Signing in is temporarily unavailable. You are still signed in; please try again shortly."
             }
             GatewayError::Internal(_) => "Something went wrong in the gateway.",
+        }
+    }
+
+    /// The authorization rule that failed, for the JSON body.
+    pub fn rule(&self) -> Option<&'static str> {
+        match self {
+            GatewayError::Forbidden(rule) => Some(rule.name()),
+            _ => None,
         }
     }
 

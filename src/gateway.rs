@@ -6,19 +6,21 @@
 
 use crate::auth::refresh::Outcome;
 use crate::auth::session::Session;
-use crate::auth::{self, Auth, bearer, csrf};
-use crate::config::Config;
+use crate::auth::{self, Auth, bearer, csrf, policy};
+use crate::config::{Config, RequestLimits};
 use crate::error::{ErrorSource, GatewayError};
 use crate::metrics::{Metrics, NO_ROUTE, RouteMetrics};
 use crate::proxy::Proxy;
 use crate::proxy::body::ProxyBody;
+use crate::proxy::path;
 use crate::proxy::routes::Route;
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::respond;
 use crate::shutdown::ShutdownSignals;
 use http::{HeaderMap, HeaderValue};
-use http::{Method, Request, Response};
+use http::{Method, Request, Response, Uri};
 use hyper::body::Incoming;
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +33,7 @@ pub struct Gateway {
     unrouted: RouteMetrics,
     auth_endpoints: RouteMetrics,
     access_log: bool,
+    limits: RequestLimits,
 }
 
 /// The metrics and log label of the gateway's own `/auth/` endpoints.
@@ -45,6 +48,7 @@ impl Gateway {
             auth_endpoints: metrics.for_route(AUTH_ROUTE),
             metrics,
             access_log: config.log.access_log,
+            limits: config.server.limits,
         }
     }
 
@@ -59,9 +63,12 @@ impl Gateway {
         let logged = self.access_log.then(|| (request.method().clone(), request.uri().path().to_owned()));
 
         let id = request_id.to_str().unwrap_or_default();
-        let is_auth_endpoint = self.auth.is_some() && request.uri().path().starts_with("/auth/");
-        let route = if is_auth_endpoint { None } else { self.proxy.route(request.uri().path()) };
-        let result = if let Some(refusal) = refuse_early(&request) {
+        let mut request = request;
+        let refusal = refuse_early(&mut request, &self.limits);
+        let path = request.uri().path();
+        let is_auth_endpoint = refusal.is_none() && self.auth.is_some() && path.starts_with("/auth/");
+        let route = if is_auth_endpoint || refusal.is_some() { None } else { self.proxy.route(path) };
+        let result = if let Some(refusal) = refusal {
             Err(refusal)
         } else if let (true, Some(auth)) = (is_auth_endpoint, &self.auth) {
             Ok(auth::handle(auth, request, id).await)
@@ -120,7 +127,7 @@ impl Gateway {
             let mut cookies = HeaderMap::new();
             if !route.public {
                 let now = auth::now_secs();
-                let session = Session::read(request.headers(), &auth.jar, &auth.sealer, now);
+                let session = auth.session(request.headers(), now);
                 let session = match session {
                     Some(session) => self.fresh(auth, session, request.headers(), &mut cookies, now, id).await,
                     None => Freshness::Missing,
@@ -133,13 +140,16 @@ impl Gateway {
                         if forged {
                             return Err(GatewayError::CrossSiteRequest);
                         }
-                        auth.identity.set(request.headers_mut(), &session.identity());
+                        let identity = session.identity();
+                        policy::check(&route.policy, &identity).map_err(GatewayError::Forbidden)?;
+                        auth.identity.set(request.headers_mut(), &identity);
                     }
                     Freshness::ProviderDown => return Err(GatewayError::ProviderUnavailable),
                     Freshness::Missing | Freshness::Ended
                         if auth.config.bearer.enabled && bearer::presented(request.headers()).is_some() =>
                     {
-                        if let Err(refusal) = bearer::authenticate(auth, request.headers_mut(), id).await {
+                        if let Err(refusal) = bearer::authenticate(auth, &route.policy, request.headers_mut(), id).await
+                        {
                             return Ok(refusal);
                         }
                     }
@@ -208,36 +218,42 @@ enum Freshness {
 }
 
 /// Requests refused before routing: methods a gateway in front of an app never
-/// proxies (CONNECT would open a tunnel, TRACE reflects headers), and paths with dot
-/// segments, which an upstream could resolve outside the route that matched them.
-/// Browsers resolve dot segments before sending, so only hand-made requests have them.
-fn refuse_early(request: &Request<Incoming>) -> Option<GatewayError> {
+/// proxies (CONNECT would open a tunnel, TRACE reflects headers), cookies beyond the
+/// limits (a cookie bomb would otherwise lock a user out with opaque errors), and paths that
+/// upstreams could read differently from the gateway (`proxy/path.rs`). A path that is
+/// accepted is replaced by its normalized form, which everything after this decides on
+/// and the upstream receives.
+fn refuse_early(request: &mut Request<Incoming>, limits: &RequestLimits) -> Option<GatewayError> {
     let method = request.method();
     if method == Method::CONNECT || method == Method::TRACE {
         return Some(GatewayError::MethodNotAllowed(method.clone()));
     }
-    has_dot_segment(request.uri().path()).then_some(GatewayError::DotSegments)
-}
-
-/// `.` or `..` as a path segment, also percent-encoded (`%2e`, `.%2E`, ...).
-fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|segment| {
-        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-        decoded == "." || decoded == ".."
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::has_dot_segment;
-
-    #[test]
-    fn dot_segments_in_any_spelling() {
-        for path in ["/a/../b", "/..", "/a/./b", "/a/%2e%2e/b", "/a/.%2E/b", "/%2E/x", "/a/.."] {
-            assert!(has_dot_segment(path), "{path}");
-        }
-        for path in ["/", "/a/b", "/a/..b", "/a/b..", "/.well-known/x", "/a/.../b", "/%2e%2e%2e"] {
-            assert!(!has_dot_segment(path), "{path}");
-        }
+    if cookies_exceed(request.headers(), limits) {
+        return Some(GatewayError::CookiesTooLarge);
     }
+    let normal = match path::normalize(request.uri().path()) {
+        Ok(Cow::Borrowed(_)) => return None,
+        Ok(Cow::Owned(normal)) => normal,
+        Err(err) => return Some(err.into()),
+    };
+    let mut parts = request.uri().clone().into_parts();
+    let path_and_query = match request.uri().query() {
+        Some(query) => format!("{normal}?{query}"),
+        None => normal,
+    };
+    // A normalized path only loses or decodes characters, so it always parses again.
+    parts.path_and_query = Some(path_and_query.parse().expect("a normalized path is a valid path"));
+    *request.uri_mut() = Uri::from_parts(parts).expect("the same URI with another path");
+    None
+}
+
+/// Whether the `Cookie` headers together are larger or more numerous than allowed.
+fn cookies_exceed(headers: &HeaderMap, limits: &RequestLimits) -> bool {
+    let (mut bytes, mut count) = (0, 0);
+    for value in headers.get_all(http::header::COOKIE) {
+        let value = value.as_bytes();
+        bytes += value.len();
+        count += 1 + value.iter().filter(|&&b| b == b';').count();
+    }
+    bytes > limits.cookie_bytes || count > limits.cookie_count
 }

@@ -41,11 +41,14 @@ pub fn error_response(err: &GatewayError, html: bool, request_id: &str) -> Respo
         );
         ("text/html; charset=utf-8", page)
     } else {
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "error": err.code(),
             "message": err.public_message(),
             "request_id": request_id,
         });
+        if let Some(rule) = err.rule() {
+            json["rule"] = rule.into();
+        }
         ("application/json", json.to_string())
     };
     let mut response = Response::new(body::full(text));

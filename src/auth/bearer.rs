@@ -2,13 +2,17 @@
 //! cookie (`[bearer] enabled = true`). The token is checked as aws-jwt-verify checks a
 //! Cognito access token (signature from the provider's JWKS, `iss`, `exp`,
 //! `token_use=access`, `client_id` among the accepted app clients), then the `[bearer]`
-//! scope and group requirements (global, not per route yet); the upstream gets the same identity headers as for a
-//! session. A bad token is a 401 with `WWW-Authenticate`, never a login redirect.
+//! gateway-wide scope and group requirements, then the route's policy (`policy.rs`);
+//! the upstream gets the same identity headers as for a session. A bad token is a 401
+//! with `WWW-Authenticate`, never a login redirect.
 
 use super::Auth;
 use super::identity::Identity;
+use crate::config::RoutePolicy;
+use crate::error::GatewayError;
 use crate::oidc::verify::verify_access_token;
 use crate::proxy::body::{self, ProxyBody};
+use crate::respond;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde_json::{Value, json};
@@ -21,7 +25,12 @@ pub fn presented(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Verifies the bearer token and sets the identity headers; or the refusal to send.
-pub async fn authenticate(auth: &Auth, headers: &mut HeaderMap, request_id: &str) -> Result<(), Response<ProxyBody>> {
+pub async fn authenticate(
+    auth: &Auth,
+    policy: &RoutePolicy,
+    headers: &mut HeaderMap,
+    request_id: &str,
+) -> Result<(), Response<ProxyBody>> {
     let Some(provider) = auth.provider() else {
         return Err(refusal(StatusCode::SERVICE_UNAVAILABLE, "provider_not_ready", None));
     };
@@ -51,10 +60,15 @@ pub async fn authenticate(auth: &Auth, headers: &mut HeaderMap, request_id: &str
         sub: text("sub").unwrap_or_default(),
         username: text("username").or_else(|| text("preferred_username")),
         email: text("email"),
+        email_verified: claims.get("email_verified").and_then(Value::as_bool),
         groups: &groups,
+        scope: text("scope").unwrap_or_default(),
         // The client's own Authorization header already carries its token upstream.
         access_token: None,
     };
+    if let Err(rule) = super::policy::check(policy, &identity) {
+        return Err(respond::error_response(&GatewayError::Forbidden(rule), false, request_id));
+    }
     auth.identity.set(headers, &identity);
     Ok(())
 }

@@ -152,10 +152,13 @@ async fn callback(
         }
     };
     let mut session = Session {
+        sid: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()),
         sub: claims.get("sub").and_then(Value::as_str).unwrap_or_default().to_owned(),
         username: None,
         email: None,
+        email_verified: None,
         groups: vec![],
+        scope: granted_scope(tokens.scopes(), &auth.config.provider.scopes),
         profile: Default::default(),
         access_token: tokens.access_token().secret().clone(),
         refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
@@ -215,6 +218,15 @@ async fn with_userinfo(
 
 /// The user's name, email, groups and profile from verified ID-token claims (at login,
 /// and again when a refresh brings a new ID token).
+/// The scopes the token response granted; a response without `scope` granted what was
+/// asked for (RFC 6749 §5.1).
+pub fn granted_scope(granted: Option<&Vec<oauth2::Scope>>, requested: &[String]) -> String {
+    match granted {
+        Some(scopes) => scopes.iter().map(|scope| scope.as_str()).collect::<Vec<_>>().join(" "),
+        None => requested.join(" "),
+    }
+}
+
 pub fn update_from_claims(auth: &Auth, session: &mut Session, claims: &serde_json::Map<String, Value>) {
     // Only what the claims carry is replaced: a refreshed ID token without the scope
     // claims (kept in userinfo by some providers) must not erase them.
@@ -235,13 +247,19 @@ pub fn update_from_claims(auth: &Auth, session: &mut Session, claims: &serde_jso
     }
     if let Some(email) = text("email") {
         session.email = Some(email);
+        // Cognito sends `email_verified` as a boolean, some providers as a string.
+        session.email_verified = match claims.get("email_verified") {
+            Some(Value::Bool(verified)) => Some(*verified),
+            Some(Value::String(verified)) => Some(verified == "true"),
+            _ => None,
+        };
     }
     let identity_claims = ["sub", "cognito:username", "preferred_username", "email", groups_claim];
     session.profile.extend(Session::profile_from(claims, &identity_claims));
 }
 
 fn userinfo(auth: &Auth, headers: &HeaderMap) -> Response<ProxyBody> {
-    match Session::read(headers, &auth.jar, &auth.sealer, now_secs()) {
+    match auth.session(headers, now_secs()) {
         Some(session) => json_response(
             StatusCode::OK,
             &json!({
@@ -265,7 +283,11 @@ async fn logout(auth: &Auth, headers: &HeaderMap, request_id: &str) -> Response<
     if !same_origin(auth, headers) {
         return json_response(StatusCode::FORBIDDEN, &json!({ "error": "cross_site_logout" }));
     }
-    let session = Session::read(headers, &auth.jar, &auth.sealer, now_secs());
+    let now = now_secs();
+    let session = auth.session(headers, now);
+    if let Some(session) = &session {
+        auth.signed_out.insert(&session.sid, session.expires_at, now);
+    }
     let mut cookies = HeaderMap::new();
     Session::clear(headers, &mut cookies, &auth.jar);
     Transaction::clear_all(headers, &mut cookies, &auth.jar);

@@ -76,7 +76,11 @@ pub struct Identity<'a> {
     pub sub: &'a str,
     pub username: Option<&'a str>,
     pub email: Option<&'a str>,
+    /// The provider's `email_verified`, when it sent one.
+    pub email_verified: Option<bool>,
     pub groups: &'a [String],
+    /// Granted scopes, space-separated as OAuth writes them.
+    pub scope: &'a str,
     /// The session's access token, passed upstream when configured.
     pub access_token: Option<&'a str>,
 }
@@ -87,7 +91,9 @@ impl Session {
             sub: &self.sub,
             username: self.username.as_deref(),
             email: self.email.as_deref(),
+            email_verified: self.email_verified,
             groups: &self.groups,
+            scope: &self.scope,
             access_token: Some(&self.access_token),
         }
     }

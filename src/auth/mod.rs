@@ -15,9 +15,11 @@ pub mod cookies;
 pub mod csrf;
 mod endpoints;
 pub mod identity;
+pub mod policy;
 pub mod refresh;
 pub mod return_to;
 pub mod session;
+pub mod signed_out;
 pub mod transaction;
 
 pub use endpoints::{handle, unauthenticated};
@@ -77,6 +79,7 @@ pub struct Auth {
     http: reqwest::Client,
     provider: tokio::sync::OnceCell<Arc<Provider>>,
     pub refresher: refresh::Refresher,
+    pub signed_out: signed_out::SignedOut,
 }
 
 impl Auth {
@@ -95,8 +98,15 @@ impl Auth {
             http: back_channel(config.provider.http_timeout),
             provider: tokio::sync::OnceCell::new(),
             refresher: refresh::Refresher::default(),
+            signed_out: signed_out::SignedOut::default(),
             config: config.clone(),
         })
+    }
+
+    /// The request's session: it opens, has not ended, and was not signed out here.
+    pub fn session(&self, headers: &http::HeaderMap, now: u64) -> Option<session::Session> {
+        let session = session::Session::read(headers, &self.jar, &self.sealer, now)?;
+        (!self.signed_out.contains(&session.sid, now)).then_some(session)
     }
 
     pub fn provider(&self) -> Option<&Arc<Provider>> {

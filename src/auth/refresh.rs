@@ -94,6 +94,9 @@ async fn exchange(auth: &Auth, session: &Session, refresh_token: &str, request_i
     let mut refreshed = session.clone();
     refreshed.access_token = tokens.access_token().secret().clone();
     refreshed.access_expires_at = now + tokens.expires_in().map_or(3600, |d| d.as_secs());
+    if let Some(scopes) = tokens.scopes() {
+        refreshed.scope = super::endpoints::granted_scope(Some(scopes), &[]);
+    }
     if let Some(rotated) = tokens.refresh_token() {
         refreshed.refresh_token = Some(rotated.secret().clone());
     }

@@ -13,10 +13,15 @@ use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
+    /// Random id of this sign-in, kept across refreshes (the logout denylist's key).
+    pub sid: String,
     pub sub: String,
     pub username: Option<String>,
     pub email: Option<String>,
+    pub email_verified: Option<bool>,
     pub groups: Vec<String>,
+    /// Granted scopes, space-separated.
+    pub scope: String,
     /// ID-token claims worth showing the SPA (name, custom attributes...).
     pub profile: Map<String, Value>,
     pub access_token: String,

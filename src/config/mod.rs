@@ -121,6 +121,20 @@ pub struct ServerConfig {
     pub trust_forwarded_headers: bool,
     /// Connection-serving threads, each with its own runtime and upstream pool.
     pub workers: usize,
+    /// Route prefixes match in any ASCII case (for upstreams that treat `/Admin` as `/admin`).
+    pub case_insensitive_routes: bool,
+    pub limits: RequestLimits,
+}
+
+/// Bounds on what a client may send before the gateway looks at it; beyond them, 431.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// The whole request head (request line and headers).
+    pub header_bytes: usize,
+    pub headers: usize,
+    /// All `Cookie` headers together.
+    pub cookie_bytes: usize,
+    pub cookie_count: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +176,19 @@ pub struct RouteConfig {
     pub public: bool,
     /// Refuse cross-site unsafe requests carried by the session cookie (see `auth/csrf.rs`).
     pub csrf: bool,
+    /// Who may use the route, beyond having signed in (see `auth/policy.rs`).
+    pub policy: RoutePolicy,
+}
+
+/// A route's authorization rules; an empty list is no rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoutePolicy {
+    /// Member of at least one.
+    pub groups: Vec<String>,
+    /// Granted every one.
+    pub scopes: Vec<String>,
+    /// A verified email address in one of these domains (lower case, no `@`).
+    pub email_domains: Vec<String>,
 }
 
 /// Where a route forwards to: `http://host:port` plus an optional base path.

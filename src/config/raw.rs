@@ -31,6 +31,11 @@ pub struct RawServer {
     pub header_read_timeout: String,
     pub trust_forwarded_headers: bool,
     pub workers: u32,
+    pub case_insensitive_routes: bool,
+    pub max_header_bytes: u32,
+    pub max_headers: u32,
+    pub max_cookie_bytes: u32,
+    pub max_cookie_count: u32,
 }
 
 impl Default for RawServer {
@@ -43,6 +48,11 @@ impl Default for RawServer {
             header_read_timeout: "10s".into(),
             trust_forwarded_headers: false,
             workers: 0,
+            case_insensitive_routes: false,
+            max_header_bytes: 65536,
+            max_headers: 100,
+            max_cookie_bytes: 40960,
+            max_cookie_count: 180,
         }
     }
 }
@@ -92,6 +102,9 @@ pub struct RawRoute {
     pub preserve_host: bool,
     pub public: bool,
     pub csrf: bool,
+    pub allowed_groups: Vec<String>,
+    pub required_scopes: Vec<String>,
+    pub allowed_email_domains: Vec<String>,
 }
 
 impl Default for RawRoute {
@@ -103,6 +116,9 @@ impl Default for RawRoute {
             preserve_host: false,
             public: false,
             csrf: true,
+            allowed_groups: vec![],
+            required_scopes: vec![],
+            allowed_email_domains: vec![],
         }
     }
 }

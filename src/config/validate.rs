@@ -4,7 +4,7 @@
 use super::raw::{RawConfig, RawRoute};
 use super::{
     AuthConfig, BearerConfig, Config, IdentityConfig, LogConfig, LogFormat, Problem, ProviderConfig, ProviderKind,
-    RouteConfig, ServerConfig, SessionConfig, UpstreamConfig, UpstreamTarget,
+    RequestLimits, RouteConfig, RoutePolicy, ServerConfig, SessionConfig, UpstreamConfig, UpstreamTarget,
 };
 use crate::secret::Secret;
 use http::Uri;
@@ -51,7 +51,15 @@ pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> 
                 1
             }
         },
+        case_insensitive_routes: raw.server.case_insensitive_routes,
+        limits: RequestLimits {
+            header_bytes: check.bounded("server.max_header_bytes", raw.server.max_header_bytes, 8192, 1 << 20),
+            headers: check.bounded("server.max_headers", raw.server.max_headers, 16, 1000),
+            cookie_bytes: check.bounded("server.max_cookie_bytes", raw.server.max_cookie_bytes, 4096, 1 << 20),
+            cookie_count: check.bounded("server.max_cookie_count", raw.server.max_cookie_count, 8, 1000),
+        },
     };
+    check.limits_consistent(&server.limits);
     if server.listen == server.admin_listen && server.listen.port() != 0 {
         check.fail("server.admin_listen", format!("{} is also server.listen", server.admin_listen));
     }
@@ -91,6 +99,14 @@ pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> 
     }
 
     let auth = check.auth(raw);
+    if auth.is_none() {
+        // Without a provider nobody signs in: a policy would be silently ignored.
+        for (i, route) in routes.iter().enumerate() {
+            if route.policy != RoutePolicy::default() {
+                check.fail(format!("route[{i}]"), "has an authorization policy but no [provider] is configured");
+            }
+        }
+    }
     (problems.len() == before).then_some(Config { server, upstream, log, routes, auth })
 }
 
@@ -148,6 +164,47 @@ impl Checker<'_> {
             preserve_host: raw.preserve_host,
             public: raw.public,
             csrf: raw.csrf,
+            policy: self.policy(index, raw),
+        }
+    }
+
+    fn policy(&mut self, index: usize, raw: &RawRoute) -> RoutePolicy {
+        let mut email_domains = Vec::new();
+        for domain in &raw.allowed_email_domains {
+            let domain = domain.strip_prefix('@').unwrap_or(domain).to_ascii_lowercase();
+            if domain.is_empty() || domain.contains(['@', ' ', ',']) {
+                self.fail(
+                    format!("route[{index}].allowed_email_domains"),
+                    format!("{domain:?} is not a domain (e.g. \"example.com\")"),
+                );
+            }
+            email_domains.push(domain);
+        }
+        let policy =
+            RoutePolicy { groups: raw.allowed_groups.clone(), scopes: raw.required_scopes.clone(), email_domains };
+        if raw.public && policy != RoutePolicy::default() {
+            self.fail(
+                format!("route[{index}].public"),
+                "a public route cannot have allowed_groups, required_scopes or allowed_email_domains",
+            );
+        }
+        policy
+    }
+
+    /// A number within `min..=max`.
+    fn bounded(&mut self, key: &str, value: u32, min: u32, max: u32) -> usize {
+        if !(min..=max).contains(&value) {
+            self.fail(key, format!("{value} is outside {min}..={max}"));
+        }
+        value.clamp(min, max) as usize
+    }
+
+    fn limits_consistent(&mut self, limits: &RequestLimits) {
+        if limits.cookie_bytes > limits.header_bytes {
+            self.fail(
+                "server.max_cookie_bytes",
+                format!("{} is more than server.max_header_bytes ({})", limits.cookie_bytes, limits.header_bytes),
+            );
         }
     }
 

@@ -8,6 +8,7 @@
 pub mod body;
 mod client;
 pub mod headers;
+pub mod path;
 pub mod routes;
 mod upgrade;
 
@@ -37,7 +38,7 @@ pub struct Proxy {
 impl Proxy {
     pub fn new(config: &Config, metrics: &Metrics, shutdown: ShutdownSignals) -> Self {
         Self {
-            routes: RouteTable::new(&config.routes, metrics),
+            routes: RouteTable::new(&config.routes, config.server.case_insensitive_routes, metrics),
             client: client::build(&config.upstream),
             timeouts: config.upstream.clone(),
             trust_forwarded_headers: config.server.trust_forwarded_headers,

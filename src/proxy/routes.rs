@@ -2,9 +2,11 @@
 //!
 //! Prefixes match at segment boundaries so `/api` never captures `/apiary`: a prefix
 //! ending in `/` matches everything below it, any other prefix matches itself and
-//! everything below `prefix/`.
+//! everything below `prefix/`. With `case_insensitive_routes`, prefixes match in any
+//! ASCII case, for upstreams that read `/ADMIN/` as `/admin/`: otherwise such a path
+//! would slip past a protected `/admin/` route into a more permissive one.
 
-use crate::config::{RouteConfig, UpstreamTarget};
+use crate::config::{RouteConfig, RoutePolicy, UpstreamTarget};
 use crate::metrics::{Metrics, RouteMetrics};
 use http::HeaderValue;
 use http::uri::{PathAndQuery, Uri};
@@ -19,13 +21,15 @@ pub struct Route {
     pub public: bool,
     /// Unsafe methods must prove they come from the app's own pages.
     pub csrf: bool,
+    pub policy: RoutePolicy,
+    case_insensitive: bool,
     /// The upstream's authority as a `Host` value, built once.
     pub upstream_host: HeaderValue,
     pub metrics: RouteMetrics,
 }
 
 impl Route {
-    fn new(config: &RouteConfig, metrics: &Metrics) -> Self {
+    fn new(config: &RouteConfig, case_insensitive: bool, metrics: &Metrics) -> Self {
         Self {
             prefix: config.prefix.clone(),
             target: config.upstream.clone(),
@@ -33,6 +37,8 @@ impl Route {
             preserve_host: config.preserve_host,
             public: config.public,
             csrf: config.csrf,
+            policy: config.policy.clone(),
+            case_insensitive,
             upstream_host: HeaderValue::from_str(config.upstream.authority.as_str())
                 .expect("an authority is a valid header value"),
             metrics: metrics.for_route(&config.prefix),
@@ -40,7 +46,10 @@ impl Route {
     }
 
     pub fn matches(&self, path: &str) -> bool {
-        path.starts_with(&self.prefix)
+        let prefix = self.prefix.as_bytes();
+        let head = &path.as_bytes()[..prefix.len().min(path.len())];
+        let starts = if self.case_insensitive { head.eq_ignore_ascii_case(prefix) } else { head == prefix };
+        starts
             && (self.prefix.ends_with('/')
                 || path.len() == self.prefix.len()
                 || path.as_bytes()[self.prefix.len()] == b'/')
@@ -78,8 +87,9 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    pub fn new(configs: &[RouteConfig], metrics: &Metrics) -> Self {
-        let mut routes: Vec<Route> = configs.iter().map(|config| Route::new(config, metrics)).collect();
+    pub fn new(configs: &[RouteConfig], case_insensitive: bool, metrics: &Metrics) -> Self {
+        let mut routes: Vec<Route> =
+            configs.iter().map(|config| Route::new(config, case_insensitive, metrics)).collect();
         routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
         Self { routes }
     }
@@ -95,7 +105,7 @@ mod tests {
 
     impl Route {
         fn new_for_test(config: &RouteConfig) -> Self {
-            Route::new(config, &Metrics::new())
+            Route::new(config, false, &Metrics::new())
         }
     }
 
@@ -112,6 +122,7 @@ mod tests {
             preserve_host: false,
             public: false,
             csrf: true,
+            policy: RoutePolicy::default(),
         }
     }
 
@@ -124,6 +135,7 @@ mod tests {
                 route("/api/admin", "http://admin", false),
                 route("/docs", "http://docs", false),
             ],
+            false,
             &Metrics::new(),
         );
         let found = |path| table.find(path).map(|r| r.prefix.as_str());
@@ -140,8 +152,19 @@ mod tests {
 
     #[test]
     fn no_match_without_a_catch_all() {
-        let table = RouteTable::new(&[route("/api/", "http://api", false)], &Metrics::new());
+        let table = RouteTable::new(&[route("/api/", "http://api", false)], false, &Metrics::new());
         assert!(table.find("/other").is_none());
+    }
+
+    #[test]
+    fn case_insensitive_prefixes_on_request() {
+        let routes = [route("/", "http://spa", false), route("/admin/", "http://admin", false)];
+        let strict = RouteTable::new(&routes, false, &Metrics::new());
+        assert_eq!(strict.find("/ADMIN/x").map(|r| r.prefix.as_str()), Some("/"));
+        let folded = RouteTable::new(&routes, true, &Metrics::new());
+        assert_eq!(folded.find("/ADMIN/x").map(|r| r.prefix.as_str()), Some("/admin/"));
+        assert_eq!(folded.find("/Admin/").map(|r| r.prefix.as_str()), Some("/admin/"));
+        assert_eq!(folded.find("/Adminx").map(|r| r.prefix.as_str()), Some("/"));
     }
 
     #[test]
