@@ -33,6 +33,8 @@ pub enum GatewayError {
     CrossSiteRequest,
     #[error("authorization policy refused the request (rule: {})", .0.name())]
     Forbidden(crate::auth::policy::Rule),
+    #[error("the request has more than one Host header")]
+    DuplicateHost,
     #[error("the request's cookies exceed the configured limits")]
     CookiesTooLarge,
     #[error("method {0} is not proxied")]
@@ -61,6 +63,7 @@ impl GatewayError {
             | GatewayError::CrossSiteRequest
             | GatewayError::Forbidden(_)
             | GatewayError::CookiesTooLarge
+            | GatewayError::DuplicateHost
             | GatewayError::MethodNotAllowed(_) => ErrorSource::Client,
             GatewayError::UpstreamUnreachable(_)
             | GatewayError::UpstreamTimeout(_)
@@ -75,7 +78,9 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute => StatusCode::NOT_FOUND,
             GatewayError::ClientBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            GatewayError::ClientAborted | GatewayError::BadPath(_) => StatusCode::BAD_REQUEST,
+            GatewayError::ClientAborted | GatewayError::BadPath(_) | GatewayError::DuplicateHost => {
+                StatusCode::BAD_REQUEST
+            }
             GatewayError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::CrossSiteRequest | GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
             GatewayError::CookiesTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -99,6 +104,7 @@ impl GatewayError {
             GatewayError::CrossSiteRequest => "csrf",
             GatewayError::Forbidden(_) => "forbidden",
             GatewayError::CookiesTooLarge => "cookies_too_large",
+            GatewayError::DuplicateHost => "bad_host",
             GatewayError::UpstreamUnreachable(_) => "upstream_unreachable",
             GatewayError::UpstreamTimeout(_) => "upstream_timeout",
             GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => "bad_gateway",
@@ -119,6 +125,7 @@ impl GatewayError {
                 "This request did not come from the application's own pages (send X-CSRF: 1 from your app's fetch calls)."
             }
             GatewayError::Forbidden(rule) => rule.public_message(),
+            GatewayError::DuplicateHost => "The request must have exactly one Host header.",
             GatewayError::CookiesTooLarge => {
                 "This site has set too many or too large cookies. Clear the cookies for this site and reload."
             }

@@ -218,7 +218,7 @@ enum Freshness {
 }
 
 /// Requests refused before routing: methods a gateway in front of an app never
-/// proxies (CONNECT would open a tunnel, TRACE reflects headers), cookies beyond the
+/// proxies (CONNECT would open a tunnel, TRACE reflects headers), a second `Host`, cookies beyond the
 /// limits (a cookie bomb would otherwise lock a user out with opaque errors), and paths that
 /// upstreams could read differently from the gateway (`proxy/path.rs`). A path that is
 /// accepted is replaced by its normalized form, which everything after this decides on
@@ -227,6 +227,10 @@ fn refuse_early(request: &mut Request<Incoming>, limits: &RequestLimits) -> Opti
     let method = request.method();
     if method == Method::CONNECT || method == Method::TRACE {
         return Some(GatewayError::MethodNotAllowed(method.clone()));
+    }
+    // RFC 9112 §3.2: which of two Hosts counts is up to each reader, so neither does.
+    if request.headers().get_all(http::header::HOST).iter().nth(1).is_some() {
+        return Some(GatewayError::DuplicateHost);
     }
     if cookies_exceed(request.headers(), limits) {
         return Some(GatewayError::CookiesTooLarge);

@@ -30,12 +30,17 @@ use std::collections::HashMap;
 
 pub async fn handle(auth: &Auth, request: Request<Incoming>, request_id: &str) -> Response<ProxyBody> {
     let path = request.uri().path();
-    let query: HashMap<String, String> = request
+    let pairs: Vec<(String, String)> = request
         .uri()
         .query()
         .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
+    let query: HashMap<String, String> = pairs.iter().cloned().collect();
     let headers = request.headers();
+    if query.len() != pairs.len() {
+        // `code=a&code=b`: which one counts differs between readers; neither does here.
+        return login_failed(StatusCode::BAD_REQUEST, "The request repeats a parameter.");
+    }
     match (request.method(), path) {
         (&Method::GET, "/auth/login" | "/auth/callback") if auth.provider().is_none() => not_ready(headers),
         (&Method::GET, "/auth/login") => login(auth, headers, &query),

@@ -9,7 +9,7 @@
 const MAX_LEN: usize = 2048;
 
 pub fn is_safe(return_to: &str) -> bool {
-    let base = url::Url::parse("https://same.origin.invalid/").expect("static URL");
+    let base = base();
     return_to.len() <= MAX_LEN
         && return_to.starts_with('/')
         && !return_to.starts_with("//")
@@ -18,12 +18,20 @@ pub fn is_safe(return_to: &str) -> bool {
         && base.join(return_to).is_ok_and(|url| url.origin() == base.origin())
 }
 
-/// `return_to` when safe, else `/`.
+/// `return_to` when safe, else `/`; serialized as the URL standard writes it (non-ASCII
+/// and spaces percent-encoded), so it can go into a `Location` header as it is.
 pub fn or_root(return_to: Option<&str>) -> String {
     match return_to {
-        Some(path) if is_safe(path) => path.to_owned(),
+        Some(path) if is_safe(path) => {
+            let url = base().join(path).expect("checked by is_safe");
+            url[url::Position::BeforePath..].to_owned()
+        }
         _ => "/".to_owned(),
     }
+}
+
+fn base() -> url::Url {
+    url::Url::parse("https://same.origin.invalid/").expect("static URL")
 }
 
 #[cfg(test)]
@@ -54,5 +62,6 @@ mod tests {
         assert!(!is_safe(&format!("/{}", "a".repeat(MAX_LEN))));
         assert_eq!(or_root(Some("//evil.example")), "/");
         assert_eq!(or_root(None), "/");
+        assert_eq!(or_root(Some("/caf\u{e9} x?q=\u{e9}#f")), "/caf%C3%A9%20x?q=%C3%A9#f");
     }
 }

@@ -29,6 +29,7 @@ mod token;
 mod tokens;
 mod userinfo;
 
+pub use keys::KeyUse;
 pub use settings::{ClientSettings, Settings, UserSettings};
 pub use store::{Counters, TokenFailure};
 
@@ -113,6 +114,12 @@ impl DevIdp {
     /// Makes the token endpoint misbehave until called again with `None`.
     pub fn fail_token_requests(&self, failure: Option<TokenFailure>) {
         self.provider.store.set_token_failure(failure);
+    }
+
+    /// Signs `claims` with the provider's current key for `key_use`: for tests that need
+    /// tokens the real key signed but with claims the provider would never issue.
+    pub fn sign(&self, key_use: keys::KeyUse, claims: &serde_json::Value) -> String {
+        self.provider.keys.sign(key_use, claims)
     }
 
     /// Signs with new keys from now on; `keep_old` keeps the previous keys published.

@@ -47,21 +47,34 @@ where
 /// Answers every request with JSON describing it: method, URI, version and every
 /// header in order (duplicates kept), so tests can see exactly what was forwarded.
 pub async fn echo() -> SocketAddr {
-    serve(|request: Request<Incoming>| async move {
-        let headers: Vec<(String, String)> = request
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-            .collect();
-        let body = serde_json::json!({
-            "method": request.method().as_str(),
-            "uri": request.uri().to_string(),
-            "version": format!("{:?}", request.version()),
-            "headers": headers,
-        });
-        Response::builder().header("content-type", "application/json").body(full(body.to_string())).unwrap()
+    serve(|request: Request<Incoming>| async move { describe(&request) }).await
+}
+
+/// An [`echo`] that also counts the requests it receives.
+pub async fn counting_echo() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = count.clone();
+    let addr = serve(move |request: Request<Incoming>| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move { describe(&request) }
     })
-    .await
+    .await;
+    (addr, count)
+}
+
+fn describe(request: &Request<Incoming>) -> Response<UpstreamBody> {
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let body = serde_json::json!({
+        "method": request.method().as_str(),
+        "uri": request.uri().to_string(),
+        "version": format!("{:?}", request.version()),
+        "headers": headers,
+    });
+    Response::builder().header("content-type", "application/json").body(full(body.to_string())).unwrap()
 }
 
 /// Answers nothing to any request, and reports each request's arrival.
