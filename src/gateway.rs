@@ -135,7 +135,7 @@ impl Gateway {
                 match session {
                     Freshness::Valid(session) => {
                         let forged = route.csrf
-                            && csrf::is_unsafe(request.method())
+                            && csrf::needs_proof(request.method(), request.headers())
                             && !csrf::allowed(request.headers(), auth.public_origin(), &auth.config.identity.csrf);
                         if forged {
                             return Err(GatewayError::CrossSiteRequest);
@@ -163,6 +163,7 @@ impl Gateway {
             }
             auth.jar.strip_from(request.headers_mut());
             let mut response = self.proxy.forward(route, request, peer, request_id).await?;
+            auth.jar.strip_set_cookies(response.headers_mut(), id);
             // New session cookies from a refresh travel on this same response.
             response.headers_mut().extend(cookies);
             return Ok(response);

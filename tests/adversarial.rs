@@ -138,15 +138,24 @@ impl Suite {
         if answer.status >= 500 {
             return fail("a 5xx");
         }
+        let planted = answer
+            .headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("set-cookie") && v.contains("portcullis") && v.contains("planted"));
+        if planted {
+            return fail("the upstream set a gateway cookie in the browser");
+        }
         if forwarded > 0 {
             let echo = answer.json();
             if !echo["headers"].is_array() {
                 return fail("forwarded, but the answer is not the upstream's");
             }
-            for name in IDENTITY_HEADERS {
-                let values = common::upstream::seen(&echo, name);
-                if values.iter().any(|v| v.contains("spoof")) {
-                    return fail(&format!("a client-chosen {name} reached the upstream"));
+            // Also as `x_user_id`: CGI-style frameworks read it as `x-user-id`.
+            let pairs = echo["headers"].as_array().cloned().unwrap_or_default();
+            for pair in pairs {
+                let name = pair[0].as_str().unwrap_or_default().replace('_', "-");
+                if IDENTITY_HEADERS.contains(&name.as_str()) && pair[1].as_str().unwrap_or_default().contains("spoof") {
+                    return fail(&format!("a client-chosen {} reached the upstream", pair[0]));
                 }
             }
         }
@@ -344,6 +353,9 @@ async fn every_hostile_request_ends_in_its_expected_outcome() {
     for case in &suite.cases {
         suite.run(case).await.unwrap_or_else(|why| panic!("{}: {why}", case.name));
     }
+    let theirs = raw("GET", "/public/x", &suite.host, &[("X-Echo-Set-Cookie", "theme=dark")]);
+    let answer = suite.send(&theirs).await.unwrap();
+    assert_eq!(answer.header("set-cookie"), Some("theme=dark"), "the upstream's own cookies pass");
 }
 
 /// Session cookies: garbage, tampering, chunk games, wrong keys, replay after logout.
@@ -727,6 +739,33 @@ fn header_cases(suite: &mut Suite) {
             Expect::Forwarded { as_alice: true, uri: None },
         );
         suite.get(format!("spoofed {name} without a session"), "/api/x", &[(name, "spoof")], Expect::SignedOut);
+    }
+    let underscored: Vec<String> = IDENTITY_HEADERS.iter().map(|n| n.replace('-', "_")).collect();
+    for name in &underscored {
+        let public = Expect::Forwarded { as_alice: false, uri: None };
+        suite.get(format!("spoofed {name} on a public route"), "/public/x", &[(name, "spoof")], public);
+        let session = Expect::Forwarded { as_alice: true, uri: None };
+        suite.get(format!("spoofed {name} with a session"), "/api/x", &[(name, "spoof"), ("Cookie", &alice)], session);
+    }
+    // An upstream must not plant or end the gateway's session in the browser.
+    for cookie in [
+        format!("{SESSION}=planted; Path=/; Secure; HttpOnly"),
+        format!("{SESSION}.0=planted; Path=/"),
+        format!("{SESSION}-tx-abc=planted"),
+    ] {
+        let expect = Expect::Forwarded { as_alice: false, uri: None };
+        suite.get(format!("upstream sets {cookie}"), "/public/x", &[("X-Echo-Set-Cookie", &cookie)], expect);
+    }
+    // Cross-site WebSocket hijacking: a handshake riding on the session cookie.
+    let handshake = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13")];
+    for (what, proof) in [
+        ("from another origin", ("Origin", "https://evil.example")),
+        ("from a sibling site", ("Sec-Fetch-Site", "same-site")),
+        ("cross-site", ("Sec-Fetch-Site", "cross-site")),
+    ] {
+        let mut headers = handshake.to_vec();
+        headers.extend([("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Cookie", &alice), proof]);
+        suite.get(format!("WebSocket handshake {what}"), "/api/socket", &headers, Expect::Status(403));
     }
     let all: Vec<(&str, &str)> = IDENTITY_HEADERS.iter().map(|n| (*n, "spoof")).collect();
     suite.get(

@@ -197,3 +197,31 @@ async fn rotated_keys_are_fetched_once_and_unknown_kids_do_not_flood_the_provide
     }
     assert_eq!(idp.counters().jwks_fetches, fetches + 2, "the cool-down holds after one miss");
 }
+
+/// Generic providers have no `token_use`: an ID token, addressed to the gateway's own
+/// client, would pass an access token's `aud` check. Its ID-token-only claims give it away.
+#[tokio::test]
+async fn an_id_token_is_not_an_access_token_for_generic_providers_either() {
+    let (idp, jwks, expect) = setup(Duration::from_secs(3600)).await;
+    let body = common::idp::tokens(&idp, CALLBACK, CLIENT, "n-1").await;
+    let generic = Expectations { cognito: false, ..expect };
+    let id = body["id_token"].as_str().unwrap();
+    assert_eq!(
+        verify_access_token(&jwks, id, &generic, &[CLIENT.to_owned()]).await,
+        Err(TokenError::Claim("token_use")),
+        "an ID token with nonce and at_hash"
+    );
+    // The same claims without the ID-token markers but with Keycloak's `typ: ID`.
+    let mut claims: Value = serde_json::from_slice(&B64.decode(id.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    for marker in ["nonce", "at_hash", "c_hash"] {
+        claims.as_object_mut().unwrap().remove(marker);
+    }
+    let plain = idp.sign(portcullis::dev_idp::KeyUse::Id, &claims);
+    assert!(verify_access_token(&jwks, &plain, &generic, &[CLIENT.to_owned()]).await.is_ok(), "control: it verifies");
+    claims["typ"] = json!("ID");
+    let typed = idp.sign(portcullis::dev_idp::KeyUse::Id, &claims);
+    assert_eq!(
+        verify_access_token(&jwks, &typed, &generic, &[CLIENT.to_owned()]).await,
+        Err(TokenError::Claim("token_use"))
+    );
+}

@@ -63,6 +63,30 @@ impl CookieJar {
     }
 }
 
+impl CookieJar {
+    /// Removes `Set-Cookie` headers of an upstream response that would set or clear one
+    /// of the gateway's cookies: an upstream (a public one above all) must not plant a
+    /// session of its choosing in the browser, nor end one.
+    pub fn strip_set_cookies(&self, headers: &mut HeaderMap, request_id: &str) {
+        if !headers.contains_key(SET_COOKIE) {
+            return;
+        }
+        let all: Vec<HeaderValue> = headers.get_all(SET_COOKIE).iter().cloned().collect();
+        let (theirs, ours): (Vec<_>, Vec<_>) = all.into_iter().partition(|value| {
+            let name = value.as_bytes().split(|&b| b == b'=').next().unwrap_or_default();
+            !self.is_ours(String::from_utf8_lossy(name).trim())
+        });
+        if ours.is_empty() {
+            return;
+        }
+        tracing::warn!(request_id, count = ours.len(), "removed the upstream's Set-Cookie for gateway cookies");
+        headers.remove(SET_COOKIE);
+        for value in theirs {
+            headers.append(SET_COOKIE, value);
+        }
+    }
+}
+
 /// Every (name, value) pair of the request's `Cookie` headers, in order.
 pub fn read(headers: &HeaderMap) -> Vec<(String, String)> {
     headers

@@ -10,11 +10,17 @@
 //! Anything else gets 403 and is not forwarded. `SameSite=Lax` already keeps the cookie
 //! off cross-site POSTs; this also covers same-site attackers (a sibling subdomain) and
 //! older browsers. Bearer requests are not affected: nothing sends their token ambiently.
+//!
+//! A WebSocket handshake is a GET, but it opens a channel both ways with the session's
+//! authority, and any page may open one to any host (cross-site WebSocket hijacking):
+//! it needs the same proof. Browsers always send `Origin` on it.
 
+use http::header::UPGRADE;
 use http::{HeaderMap, HeaderName, Method};
 
-pub fn is_unsafe(method: &Method) -> bool {
-    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+/// Whether the request must prove it comes from the app's own pages.
+pub fn needs_proof(method: &Method, headers: &HeaderMap) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) || headers.contains_key(UPGRADE)
 }
 
 pub fn allowed(headers: &HeaderMap, public_origin: &str, custom_header: &HeaderName) -> bool {
@@ -49,6 +55,11 @@ mod tests {
         assert!(!ok(&[("origin", "null")]));
         assert!(!ok(&[("x-csrf", "0")]));
         assert!(!ok(&[]), "no evidence at all");
-        assert!(is_unsafe(&Method::DELETE) && !is_unsafe(&Method::GET) && !is_unsafe(&Method::OPTIONS));
+        let none = HeaderMap::new();
+        assert!(needs_proof(&Method::DELETE, &none) && !needs_proof(&Method::GET, &none));
+        assert!(!needs_proof(&Method::OPTIONS, &none));
+        let mut websocket = HeaderMap::new();
+        websocket.insert(UPGRADE, http::HeaderValue::from_static("websocket"));
+        assert!(needs_proof(&Method::GET, &websocket), "a WebSocket handshake");
     }
 }

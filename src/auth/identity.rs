@@ -32,6 +32,8 @@ impl IdentityHeaders {
     }
 
     /// Removes client-sent copies; returns whether any were present (a spoofing attempt).
+    /// Spellings with `_` for `-` go too: CGI, WSGI, Rack and PHP turn both into the
+    /// same variable (`HTTP_X_USER_ID`), so `x_user_id` would pass for `x-user-id`.
     pub fn strip(&self, headers: &mut HeaderMap, request_id: &str) -> bool {
         let mut spoofed = false;
         for name in &self.names {
@@ -39,6 +41,16 @@ impl IdentityHeaders {
                 spoofed = true;
                 tracing::warn!(request_id, header = %name, "removed an identity header sent by the client");
             }
+        }
+        let disguised: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| name.as_str().contains('_') && self.names.iter().any(|own| same_for_cgi(name, own)))
+            .cloned()
+            .collect();
+        for name in disguised {
+            headers.remove(&name);
+            spoofed = true;
+            tracing::warn!(request_id, header = %name, "removed an identity header sent by the client");
         }
         spoofed
     }
@@ -69,6 +81,14 @@ impl IdentityHeaders {
             headers.insert(AUTHORIZATION, bearer);
         }
     }
+}
+
+/// Whether two header names become the same CGI variable (`-` and `_` alike; both are
+/// lower case already).
+fn same_for_cgi(a: &HeaderName, b: &HeaderName) -> bool {
+    let fold = |byte: &u8| if *byte == b'_' { b'-' } else { *byte };
+    a.as_str().len() == b.as_str().len()
+        && a.as_str().bytes().map(|b| fold(&b)).eq(b.as_str().bytes().map(|b| fold(&b)))
 }
 
 /// Who a request is from, verified: from a session cookie or a Bearer access token.

@@ -31,6 +31,10 @@ const ASYMMETRIC: [Algorithm; 7] = [
 
 pub type Claims = Map<String, Value>;
 
+/// Claims only an ID token carries (OpenID Connect Core §2, §3.3.2.11; Keycloak's `typ`
+/// is checked separately).
+const ID_TOKEN_ONLY: [&str; 3] = ["nonce", "at_hash", "c_hash"];
+
 /// What tokens of this provider and client must say.
 #[derive(Debug, Clone)]
 pub struct Expectations {
@@ -99,6 +103,13 @@ pub async fn verify_access_token(
         if !clients.iter().any(|allowed| allowed == client) {
             return Err(TokenError::Claim("client_id"));
         }
+    } else if ID_TOKEN_ONLY.iter().any(|claim| claims.contains_key(*claim))
+        || claims.get("typ").and_then(Value::as_str).is_some_and(|typ| typ.eq_ignore_ascii_case("id"))
+    {
+        // An ID token is addressed to the gateway's own client, so it passes the `aud`
+        // check: it must not pass for an access token. Generic providers have no
+        // `token_use`; these claims appear only in ID tokens.
+        return Err(TokenError::Claim("token_use"));
     }
     Ok(claims)
 }

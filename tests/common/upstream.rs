@@ -46,6 +46,7 @@ where
 
 /// Answers every request with JSON describing it: method, URI, version and every
 /// header in order (duplicates kept), so tests can see exactly what was forwarded.
+/// Each `X-Echo-Set-Cookie` request header comes back as a `Set-Cookie`.
 pub async fn echo() -> SocketAddr {
     serve(|request: Request<Incoming>| async move { describe(&request) }).await
 }
@@ -74,7 +75,13 @@ fn describe(request: &Request<Incoming>) -> Response<UpstreamBody> {
         "version": format!("{:?}", request.version()),
         "headers": headers,
     });
-    Response::builder().header("content-type", "application/json").body(full(body.to_string())).unwrap()
+    let mut response =
+        Response::builder().header("content-type", "application/json").body(full(body.to_string())).unwrap();
+    // Lets a test make the upstream set cookies of its choosing.
+    for cookie in request.headers().get_all("x-echo-set-cookie") {
+        response.headers_mut().append("set-cookie", cookie.clone());
+    }
+    response
 }
 
 /// Answers nothing to any request, and reports each request's arrival.
