@@ -7,7 +7,8 @@
 //! is published), so every replica signs with the same key without another secret, and
 //! rotating cookie keys rotates assertion keys the same way. Claims: `iss` (the public
 //! URL), `aud` (`portcullis-upstream`), `sub`, `iat`, `exp` (60 s), `username`, `email`,
-//! `groups`.
+//! `groups`. Signed assertions are reused per session for half their life (see
+//! [`Assertions::header_value`]).
 
 use super::identity::Identity;
 use crate::secret::Secret;
@@ -17,7 +18,10 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use http::HeaderValue;
 use serde_json::{Value, json};
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 pub const AUDIENCE: &str = "portcullis-upstream";
 const LIFETIME_SECS: u64 = 60;
@@ -32,12 +36,56 @@ pub struct Assertions {
     keys: Vec<AssertionKey>,
     issuer: String,
     rng: SystemRandom,
+    /// Tells this instance's entries apart in the per-thread cache.
+    instance: u64,
+}
+
+/// A signed assertion is reused while more than half its life is left: an ECDSA
+/// signature costs more than the rest of an authenticated request together.
+const REUSE_SECS: u64 = LIFETIME_SECS / 2;
+/// Entries per worker thread before the cache starts over.
+const CACHE_ENTRIES: usize = 1024;
+
+struct Cached {
+    version: u64,
+    issued_at: u64,
+    value: HeaderValue,
+}
+
+thread_local! {
+    /// Per worker thread, so requests never wait on each other: instance → key → entry.
+    static CACHE: RefCell<HashMap<u64, HashMap<String, Cached>>> = RefCell::new(HashMap::new());
 }
 
 impl Assertions {
     pub fn new(cookie_keys: &[Secret<Vec<u8>>], issuer: &str) -> Self {
         let keys = cookie_keys.iter().map(|key| derive(key.expose())).collect();
-        Self { keys, issuer: issuer.to_owned(), rng: SystemRandom::new() }
+        Self { keys, issuer: issuer.to_owned(), rng: SystemRandom::new(), instance: rand::random() }
+    }
+
+    /// The assertion for `who` as a header value, from the cache when `who` names a
+    /// cache key (a session id or a token's signature) whose version (the access token's
+    /// expiry: it changes on refresh) still matches.
+    pub fn header_value(&self, who: &Identity<'_>, now: u64) -> Option<HeaderValue> {
+        let Some((key, version)) = who.assertion_key else {
+            return HeaderValue::from_str(&self.sign(who, now)).ok();
+        };
+        let hit = CACHE.with_borrow(|cache| {
+            let entry = cache.get(&self.instance)?.get(key)?;
+            (entry.version == version && now < entry.issued_at + REUSE_SECS).then(|| entry.value.clone())
+        });
+        if hit.is_some() {
+            return hit;
+        }
+        let value = HeaderValue::from_str(&self.sign(who, now)).ok()?;
+        CACHE.with_borrow_mut(|cache| {
+            let entries = cache.entry(self.instance).or_default();
+            if entries.len() >= CACHE_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(key.to_owned(), Cached { version, issued_at: now, value: value.clone() });
+        });
+        Some(value)
     }
 
     pub fn jwks(&self) -> Value {
@@ -86,5 +134,37 @@ fn derive(secret: &[u8]) -> AssertionKey {
             return AssertionKey { kid, pair, jwk };
         }
         seed = scalar.as_ref().to_vec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(key: Option<(&str, u64)>) -> Identity<'_> {
+        Identity {
+            sub: "s",
+            username: Some("alice"),
+            email: None,
+            email_verified: None,
+            groups: &[],
+            scope: "",
+            access_token: None,
+            assertion_key: key,
+        }
+    }
+
+    #[test]
+    fn reused_for_half_its_life_per_session_and_version() {
+        let assertions = Assertions::new(&[Secret::new(vec![1; 32])], "https://app.example");
+        let first = assertions.header_value(&who(Some(("sid-1", 100))), 1_000).unwrap();
+        assert_eq!(assertions.header_value(&who(Some(("sid-1", 100))), 1_000 + REUSE_SECS - 1).unwrap(), first);
+        assert_ne!(assertions.header_value(&who(Some(("sid-1", 100))), 1_000 + REUSE_SECS).unwrap(), first, "stale");
+        assert_ne!(assertions.header_value(&who(Some(("sid-1", 101))), 1_000).unwrap(), first, "refreshed");
+        assert_ne!(assertions.header_value(&who(Some(("sid-2", 100))), 1_000).unwrap(), first, "another session");
+        let other = Assertions::new(&[Secret::new(vec![2; 32])], "https://other.example");
+        assert_ne!(other.header_value(&who(Some(("sid-1", 100))), 1_000).unwrap(), first, "another gateway");
+        let uncached = assertions.header_value(&who(None), 1_000).unwrap();
+        assert_ne!(assertions.header_value(&who(None), 1_000).unwrap(), uncached, "ECDSA signatures are randomized");
     }
 }

@@ -63,6 +63,10 @@ pub async fn authenticate(
         email_verified: claims.get("email_verified").and_then(Value::as_bool),
         groups: &groups,
         scope: text("scope").unwrap_or_default(),
+        assertion_key: token
+            .rsplit('.')
+            .next()
+            .map(|signature| (signature, claims.get("exp").and_then(Value::as_u64).unwrap_or(0))),
         // The client's own Authorization header already carries its token upstream.
         access_token: None,
     };

@@ -49,14 +49,22 @@ impl CookieJar {
         if !headers.contains_key(COOKIE) {
             return;
         }
-        let kept: Vec<String> = read(headers)
-            .into_iter()
-            .filter(|(name, _)| !self.is_ours(name))
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect();
+        let pairs = read(headers);
+        if !pairs.iter().any(|(name, _)| self.is_ours(name)) {
+            return;
+        }
+        let mut kept = String::new();
+        for (name, value) in pairs.into_iter().filter(|(name, _)| !self.is_ours(name)) {
+            if !kept.is_empty() {
+                kept.push_str("; ");
+            }
+            kept.push_str(name);
+            kept.push('=');
+            kept.push_str(value);
+        }
         headers.remove(COOKIE);
         if !kept.is_empty()
-            && let Ok(value) = HeaderValue::from_str(&kept.join("; "))
+            && let Ok(value) = HeaderValue::from_str(&kept)
         {
             headers.insert(COOKIE, value);
         }
@@ -87,15 +95,16 @@ impl CookieJar {
     }
 }
 
-/// Every (name, value) pair of the request's `Cookie` headers, in order.
-pub fn read(headers: &HeaderMap) -> Vec<(String, String)> {
+/// Every (name, value) pair of the request's `Cookie` headers, in order, borrowed from
+/// the headers (a session is several kilobytes: not copied just to look at it).
+pub fn read(headers: &HeaderMap) -> Vec<(&str, &str)> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .map(|(name, value)| (name.trim(), value.trim()))
         .collect()
 }
 

@@ -73,7 +73,9 @@ impl IdentityHeaders {
         if !who.groups.is_empty() {
             put(groups, &who.groups.join(","));
         }
-        put(assertion, &self.assertions.sign(who, super::now_secs()));
+        if let Some(value) = self.assertions.header_value(who, super::now_secs()) {
+            headers.insert(assertion.clone(), value);
+        }
         if self.pass_access_token
             && let Some(token) = who.access_token
             && let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {token}"))
@@ -103,6 +105,9 @@ pub struct Identity<'a> {
     pub scope: &'a str,
     /// The session's access token, passed upstream when configured.
     pub access_token: Option<&'a str>,
+    /// What the signed assertion may be cached under, and its version: the session id
+    /// or the Bearer token's signature, with the access token's expiry.
+    pub assertion_key: Option<(&'a str, u64)>,
 }
 
 impl Session {
@@ -114,6 +119,7 @@ impl Session {
             email_verified: self.email_verified,
             groups: &self.groups,
             scope: &self.scope,
+            assertion_key: Some((&self.sid, self.access_expires_at)),
             access_token: Some(&self.access_token),
         }
     }

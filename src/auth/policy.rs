@@ -63,7 +63,16 @@ mod tests {
     use super::*;
 
     fn who<'a>(groups: &'a [String], scope: &'a str, email: Option<&'a str>, verified: Option<bool>) -> Identity<'a> {
-        Identity { sub: "s", username: None, email, email_verified: verified, groups, scope, access_token: None }
+        Identity {
+            sub: "s",
+            username: None,
+            email,
+            email_verified: verified,
+            groups,
+            scope,
+            access_token: None,
+            assertion_key: None,
+        }
     }
 
     fn policy(groups: &[&str], scopes: &[&str], domains: &[&str]) -> RoutePolicy {

@@ -62,8 +62,7 @@ impl Session {
     /// The session in the request's cookies, if it opens and has not ended.
     pub fn read(headers: &HeaderMap, jar: &CookieJar, sealer: &Sealer, now: u64) -> Option<Session> {
         let all = cookies::read(headers);
-        let value =
-            chunks::join(jar.session_name(), |name| all.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()))?;
+        let value = chunks::join(jar.session_name(), |name| all.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))?;
         let plain = sealer.open(jar.session_name(), &value)?;
         let session: Session = serde_json::from_slice(&plain).ok()?;
         (session.expires_at > now).then_some(session)
@@ -83,7 +82,7 @@ impl Session {
         let Some(cookies) = chunks::split(jar.session_name(), &sealed) else { return false };
         let max_age = self.expires_at.saturating_sub(now);
         let present = cookies::read(request);
-        for stale in chunks::stale(jar.session_name(), present.iter().map(|(n, _)| n.as_str()), &cookies) {
+        for stale in chunks::stale(jar.session_name(), present.iter().map(|(n, _)| *n), &cookies) {
             jar.expire(response, &stale);
         }
         for (name, value) in &cookies {
@@ -95,7 +94,7 @@ impl Session {
     /// Expires every session cookie the request carries.
     pub fn clear(request: &HeaderMap, response: &mut HeaderMap, jar: &CookieJar) {
         let present = cookies::read(request);
-        for stale in chunks::stale(jar.session_name(), present.iter().map(|(n, _)| n.as_str()), &[]) {
+        for stale in chunks::stale(jar.session_name(), present.iter().map(|(n, _)| *n), &[]) {
             jar.expire(response, &stale);
         }
     }

@@ -33,10 +33,10 @@ fn cookie_name(jar: &CookieJar, state: &str) -> String {
 impl Transaction {
     pub fn write(&self, request: &HeaderMap, response: &mut HeaderMap, jar: &CookieJar, sealer: &Sealer) {
         let prefix = cookie_prefix(jar);
-        let open: Vec<String> =
+        let open: Vec<&str> =
             cookies::read(request).into_iter().map(|(name, _)| name).filter(|n| n.starts_with(&prefix)).collect();
         if open.len() >= MAX_OPEN {
-            for name in &open {
+            for name in open {
                 jar.expire(response, name);
             }
         }
@@ -60,7 +60,7 @@ impl Transaction {
         let name = cookie_name(jar, state);
         let value = cookies::read(request).into_iter().find(|(n, _)| *n == name)?.1;
         jar.expire(response, &name);
-        let tx: Transaction = serde_json::from_slice(&sealer.open(&name, &value)?).ok()?;
+        let tx: Transaction = serde_json::from_slice(&sealer.open(&name, value)?).ok()?;
         let same = aws_lc_rs::constant_time::verify_slices_are_equal(tx.state.as_bytes(), state.as_bytes()).is_ok();
         (same && tx.expires_at > now).then_some(tx)
     }
@@ -69,7 +69,7 @@ impl Transaction {
     pub fn clear_all(request: &HeaderMap, response: &mut HeaderMap, jar: &CookieJar) {
         let prefix = cookie_prefix(jar);
         for (name, _) in cookies::read(request).into_iter().filter(|(n, _)| n.starts_with(&prefix)) {
-            jar.expire(response, &name);
+            jar.expire(response, name);
         }
     }
 }

@@ -213,7 +213,10 @@ pub fn session_from(provider: &Provider, headers: &HeaderMap) -> Option<Session>
 }
 
 pub fn session_id(headers: &HeaderMap) -> Option<String> {
-    crate::auth::cookies::read(headers).into_iter().find(|(name, _)| name == SESSION_COOKIE).map(|(_, value)| value)
+    crate::auth::cookies::read(headers)
+        .into_iter()
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
 }
 
 pub use crate::oidc::with_query as with_params;
