@@ -4,13 +4,16 @@
 Used by bench/run; it can also be run by hand:
 
     bench/parse_wrk.py parse FILE            # one wrk output -> JSON
-    bench/parse_wrk.py table --dir DIR --targets "direct nginx portcullis" \
-        --conns "32 128" --repeats 3
+    bench/parse_wrk.py table --dir DIR --targets "direct nginx portcullis authenticated" \
+        --conns "32 128" --repeats 3 --json DIR/summary.json
+    bench/parse_wrk.py budget --json DIR/summary.json --conns "32 128" [--rss-kb KB] [--ready-ms MS]
 
 `table` expects files named DIR/<target>_c<conns>_r<repeat>.txt (repeat from 1).
 For every (target, concurrency) it takes the median requests/s, the median p50
 and the median p99 across repeats (each median computed independently), and
 prints req/s ratios against the nginx and direct rows of the same concurrency.
+`budget` checks the authenticated rows, Portcullis' peak RSS and its startup time
+against the budget and prints PASS/MISS for each check.
 """
 
 import argparse
@@ -156,6 +159,78 @@ def cmd_table(args):
                 {"%s_c%d" % k: v for k, v in rows.items()}, f, indent=2, sort_keys=True
             )
 
+# Budget of the authenticated path (issue text): throughput at least nginx's at each
+# concurrency, p99 within 1.2x nginx's, peak RSS within 32 MiB, ready within 200 ms.
+BUDGET_RPS_VS_NGINX = 1.0
+BUDGET_P99_VS_NGINX = 1.2
+BUDGET_RSS_KB = 32 * 1024
+BUDGET_READY_MS = 200.0
+
+
+def cmd_budget(args):
+    with open(args.json, encoding="utf-8") as f:
+        rows = json.load(f)
+    conns = [int(c) for c in args.conns.split()]
+    checks = []  # (check, measured, budget, verdict)
+
+    def verdict(ok):
+        return "PASS" if ok else "**MISS**"
+
+    for c in conns:
+        auth = rows.get("authenticated_c%d" % c)
+        ngx = rows.get("nginx_c%d" % c)
+        if auth is None or ngx is None:
+            missing = " and ".join(t for t, r in (("authenticated", auth), ("nginx", ngx)) if r is None)
+            checks.append(("authenticated req/s vs nginx, c=%d" % c, "not measured (%s)" % missing,
+                           ">= %.2fx" % BUDGET_RPS_VS_NGINX, "n/a"))
+            checks.append(("authenticated p99 vs nginx p99, c=%d" % c, "not measured (%s)" % missing,
+                           "<= %.2fx" % BUDGET_P99_VS_NGINX, "n/a"))
+            continue
+        ratio = auth["rps"] / ngx["rps"] if ngx["rps"] else 0.0
+        checks.append((
+            "authenticated req/s vs nginx, c=%d" % c,
+            "%.2fx (%.0f / %.0f)" % (ratio, auth["rps"], ngx["rps"]),
+            ">= %.2fx" % BUDGET_RPS_VS_NGINX,
+            verdict(ratio >= BUDGET_RPS_VS_NGINX),
+        ))
+        p99_ratio = auth["p99"] / ngx["p99"] if ngx["p99"] else float("inf")
+        checks.append((
+            "authenticated p99 vs nginx p99, c=%d" % c,
+            "%.2fx (%s / %s)" % (p99_ratio, fmt_latency(auth["p99"]), fmt_latency(ngx["p99"])),
+            "<= %.2fx" % BUDGET_P99_VS_NGINX,
+            verdict(p99_ratio <= BUDGET_P99_VS_NGINX),
+        ))
+    if args.rss_kb is None:
+        checks.append(("Portcullis peak RSS", "not measured", "<= 32 MiB", "n/a"))
+    else:
+        checks.append((
+            "Portcullis peak RSS",
+            "%.1f MiB (%d kB)" % (args.rss_kb / 1024, args.rss_kb),
+            "<= 32 MiB",
+            verdict(args.rss_kb <= BUDGET_RSS_KB),
+        ))
+    if args.ready_ms is None:
+        checks.append(("Portcullis startup to ready", "not measured", "< %.0f ms" % BUDGET_READY_MS, "n/a"))
+    else:
+        checks.append((
+            "Portcullis startup to ready",
+            "%.1f ms (median)" % args.ready_ms,
+            "< %.0f ms" % BUDGET_READY_MS,
+            verdict(args.ready_ms < BUDGET_READY_MS),
+        ))
+    print("### Budget")
+    print()
+    print("| check | measured | budget | result |")
+    print("|---|---:|---:|---|")
+    for check in checks:
+        print("| %s | %s | %s | %s |" % check)
+    verdicts = [v for _, _, _, v in checks]
+    print()
+    print(
+        "Budget: %d PASS, %d MISS, %d not measured."
+        % (verdicts.count("PASS"), verdicts.count("**MISS**"), verdicts.count("n/a"))
+    )
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -170,6 +245,12 @@ def main():
     t.add_argument("--repeats", type=int, required=True)
     t.add_argument("--json", help="also write the aggregated rows as JSON to this file")
     t.set_defaults(func=cmd_table)
+    b = sub.add_parser("budget", help="print the PASS/MISS budget table from a summary.json")
+    b.add_argument("--json", required=True, help="summary.json written by `table --json`")
+    b.add_argument("--conns", required=True)
+    b.add_argument("--rss-kb", type=int, help="Portcullis peak RSS (VmHWM) in kB")
+    b.add_argument("--ready-ms", type=float, help="Portcullis startup to ready, median, in ms")
+    b.set_defaults(func=cmd_budget)
     args = ap.parse_args()
     try:
         args.func(args)

@@ -48,10 +48,7 @@ pub async fn authenticate(
         tracing::info!(request_id, scope = %missing, "bearer token lacks a required scope");
         return Err(refusal(StatusCode::FORBIDDEN, "insufficient_scope", Some("Bearer error=\"insufficient_scope\"")));
     }
-    let groups: Vec<String> = match claims.get(&auth.config.provider.groups_claim) {
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-        _ => vec![],
-    };
+    let groups = super::claims::groups(&claims, &auth.config.provider.groups_claim).unwrap_or_default();
     if !bearer.required_groups.is_empty() && !groups.iter().any(|g| bearer.required_groups.contains(g)) {
         return Err(refusal(StatusCode::FORBIDDEN, "not_in_required_group", None));
     }
@@ -60,7 +57,7 @@ pub async fn authenticate(
         sub: text("sub").unwrap_or_default(),
         username: text("username").or_else(|| text("preferred_username")),
         email: text("email"),
-        email_verified: claims.get("email_verified").and_then(Value::as_bool),
+        email_verified: super::claims::email_verified(&claims),
         groups: &groups,
         scope: text("scope").unwrap_or_default(),
         assertion_key: token

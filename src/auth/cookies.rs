@@ -101,7 +101,9 @@ pub fn read(headers: &HeaderMap) -> Vec<(&str, &str)> {
     headers
         .get_all(COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        // `from_utf8` checks ASCII a word at a time; `to_str` goes byte by byte, and a
+        // session cookie is kilobytes long.
+        .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .map(|(name, value)| (name.trim(), value.trim()))

@@ -237,14 +237,8 @@ pub fn update_from_claims(auth: &Auth, session: &mut Session, claims: &serde_jso
     // claims (kept in userinfo by some providers) must not erase them.
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
     let groups_claim = auth.config.provider.groups_claim.as_str();
-    match claims.get(groups_claim) {
-        Some(Value::Array(items)) => {
-            session.groups = items.iter().filter_map(Value::as_str).map(str::to_owned).collect()
-        }
-        Some(Value::String(list)) => {
-            session.groups = list.split([',', ' ']).filter(|g| !g.is_empty()).map(str::to_owned).collect()
-        }
-        _ => {}
+    if let Some(groups) = super::claims::groups(claims, groups_claim) {
+        session.groups = groups;
     }
     if let Some(username) = text("cognito:username").or_else(|| text("preferred_username")).or_else(|| text("username"))
     {
@@ -252,12 +246,7 @@ pub fn update_from_claims(auth: &Auth, session: &mut Session, claims: &serde_jso
     }
     if let Some(email) = text("email") {
         session.email = Some(email);
-        // Cognito sends `email_verified` as a boolean, some providers as a string.
-        session.email_verified = match claims.get("email_verified") {
-            Some(Value::Bool(verified)) => Some(*verified),
-            Some(Value::String(verified)) => Some(verified == "true"),
-            _ => None,
-        };
+        session.email_verified = super::claims::email_verified(claims);
     }
     let identity_claims = ["sub", "cognito:username", "preferred_username", "email", groups_claim];
     session.profile.extend(Session::profile_from(claims, &identity_claims));

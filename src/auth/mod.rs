@@ -11,6 +11,7 @@
 
 pub mod assertion;
 pub mod bearer;
+pub mod claims;
 pub mod cookies;
 pub mod csrf;
 mod endpoints;
