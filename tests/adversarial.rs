@@ -665,6 +665,10 @@ async fn redirect_cases(suite: &mut Suite) {
         "%2F%2F%2540evil.example",
         "%2F%E2%80%8B%2Fevil.example",
         "%2F%00evil",
+        // Found by the return_to fuzz target: these resolve to the path `//evil.example`.
+        "%2F..%2F%2Fevil.example",
+        "%2Fa%2F..%2F..%2F%2Fevil.example%3Fx",
+        "%2F.%252E%2F%2Fevil.example",
     ];
     for target in unsafe_targets {
         let mut browser = Browser::default();

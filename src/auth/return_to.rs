@@ -15,7 +15,9 @@ pub fn is_safe(return_to: &str) -> bool {
         && !return_to.starts_with("//")
         && !return_to.contains('\\')
         && !return_to.chars().any(char::is_control)
-        && base.join(return_to).is_ok_and(|url| url.origin() == base.origin())
+        // `/..//evil.example` resolves to the path `//evil.example`: serialized for
+        // `Location`, that would name another host.
+        && base.join(return_to).is_ok_and(|url| url.origin() == base.origin() && !url.path().starts_with("//"))
 }
 
 /// `return_to` when safe, else `/`; serialized as the URL standard writes it (non-ASCII
@@ -55,6 +57,9 @@ mod tests {
             "/\tevil",
             "/\r\nSet-Cookie: x=1",
             "///evil.example",
+            "/..//evil.example",
+            "/a/../..//evil.example?x",
+            "/.%2E//evil.example",
             "/\\/evil",
         ] {
             assert!(!is_safe(unsafe_), "{unsafe_:?}");
