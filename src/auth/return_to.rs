@@ -16,8 +16,13 @@ pub fn is_safe(return_to: &str) -> bool {
         && !return_to.contains('\\')
         && !return_to.chars().any(char::is_control)
         // `/..//evil.example` resolves to the path `//evil.example`: serialized for
-        // `Location`, that would name another host.
-        && base.join(return_to).is_ok_and(|url| url.origin() == base.origin() && !url.path().starts_with("//"))
+        // `Location`, that would name another host. The limit holds for the serialized
+        // form too, which percent-encoding can make three times longer.
+        && base.join(return_to).is_ok_and(|url| {
+            url.origin() == base.origin()
+                && !url.path().starts_with("//")
+                && url[url::Position::BeforePath..].len() <= MAX_LEN
+        })
 }
 
 /// `return_to` when safe, else `/`; serialized as the URL standard writes it (non-ASCII
@@ -65,6 +70,11 @@ mod tests {
             assert!(!is_safe(unsafe_), "{unsafe_:?}");
         }
         assert!(!is_safe(&format!("/{}", "a".repeat(MAX_LEN))));
+        // 684 bytes, but 2050 once `>` is written `%3E`.
+        let grows = format!("/{}", ">".repeat(683));
+        assert!(!is_safe(&grows));
+        assert_eq!(or_root(Some(&grows)), "/");
+        assert!(is_safe(&format!("/{}", ">".repeat(682))));
         assert_eq!(or_root(Some("//evil.example")), "/");
         assert_eq!(or_root(None), "/");
         assert_eq!(or_root(Some("/caf\u{e9} x?q=\u{e9}#f")), "/caf%C3%A9%20x?q=%C3%A9#f");

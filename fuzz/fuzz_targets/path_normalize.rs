@@ -1,0 +1,67 @@
+//! `proxy::path::normalize` on arbitrary UTF-8 paths. Checks: it never panics, and
+//! whatever it accepts starts with `/`, has no `//`, no `\`, no ASCII control
+//! character, only well-formed upper-case escapes of reserved bytes, is a fixed point
+//! (normalizing it again borrows it unchanged), and has no `.` or `..` segment once
+//! its escapes are decoded (also when followed by `;` parameters).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use portcullis::proxy::path::normalize;
+use std::borrow::Cow;
+
+/// `%XY` as a byte, when `XY` is upper-case hex.
+fn upper_hex(pair: &[u8]) -> Option<u8> {
+    let digit = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    };
+    Some(digit(*pair.first()?)? * 16 + digit(*pair.get(1)?)?)
+}
+
+/// The bytes an upstream sees once the escapes of `normal` are decoded.
+fn decode(normal: &str) -> Vec<u8> {
+    let bytes = normal.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let value = upper_hex(&bytes[i + 1..]).unwrap_or_else(|| panic!("{normal:?}: malformed escape at {i}"));
+            assert!(
+                !(value.is_ascii_alphanumeric() || b"-._~".contains(&value)),
+                "{normal:?}: unreserved byte {value:#04x} left encoded"
+            );
+            out.push(value);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let path: Cow<str> = if text.starts_with('/') { Cow::Borrowed(text) } else { Cow::Owned(format!("/{text}")) };
+    let Ok(normal) = normalize(&path) else { return };
+
+    assert!(normal.starts_with('/'), "{path:?} -> {normal:?}: no leading slash");
+    assert!(!normal.contains("//"), "{path:?} -> {normal:?}: repeated slash");
+    assert!(!normal.contains('\\'), "{path:?} -> {normal:?}: backslash");
+    assert!(!normal.bytes().any(|b| b.is_ascii_control()), "{path:?} -> {normal:?}: control character");
+
+    match normalize(&normal) {
+        Ok(Cow::Borrowed(again)) => assert_eq!(again, &*normal, "{path:?}: not idempotent"),
+        Ok(Cow::Owned(again)) => panic!("{path:?} -> {normal:?} -> {again:?}: changed again"),
+        Err(err) => panic!("{path:?} -> {normal:?}: refused the second time ({err:?})"),
+    }
+
+    let decoded = decode(&normal);
+    let slashes = |bytes: &[u8]| bytes.iter().filter(|&&b| b == b'/').count();
+    assert_eq!(slashes(&decoded), slashes(normal.as_bytes()), "{path:?} -> {normal:?}: an escape decodes to a slash");
+    for segment in decoded.split(|&b| b == b'/') {
+        let name = segment.split(|&b| b == b';').next().unwrap_or_default();
+        assert!(name != b"." && name != b"..", "{path:?} -> {normal:?}: dot segment {segment:?}");
+    }
+});
