@@ -3,11 +3,16 @@
 //! deserialize) → check it (signed out? policy) → set the identity headers and the
 //! signed assertion → strip the gateway's cookies. The session is Cognito-sized.
 //!
+//! Two figures: a session's repeat requests (what a browser sends all day: the opened
+//! session comes from the worker's cache, `auth/opened.rs`) and first requests (the
+//! value has to be opened: 1024 distinct sessions in turn, more than the cache holds).
+//!
 //! `cargo bench --bench hot_path` prints the time per request; `bench/callgrind` runs
 //! it under valgrind and prints instructions per request, a figure machine noise does
 //! not move, checked against `bench/hot_path.baseline`.
 //!
-//! Env: HOT_PATH_ITERATIONS (default 200000).
+//! Env: HOT_PATH_ITERATIONS (default 200000), HOT_PATH_ONLY (`repeat` or `first`: run
+//! one of the two loops).
 
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue};
@@ -41,35 +46,43 @@ upstream = "http://127.0.0.1:3000"
 
 fn main() {
     let iterations: u64 = std::env::var("HOT_PATH_ITERATIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(200_000);
+    let only = std::env::var("HOT_PATH_ONLY").ok();
     let config = portcullis::Config::from_sources(CONFIG, Path::new("bench.toml"), std::iter::empty()).unwrap();
     let auth = Auth::new(config.auth.as_ref().unwrap()).unwrap();
     let now = now_secs();
-    let request = browser_request(&auth, now);
     let policy = RoutePolicy { groups: vec!["users".into()], ..RoutePolicy::default() };
-
-    let started = Instant::now();
-    for _ in 0..iterations {
-        let mut headers = request.clone();
-        auth.identity.strip(&mut headers, "request-id");
-        let session = auth.session(&headers, now).expect("the session opens");
-        let identity = session.identity();
-        policy::check(&policy, &identity).expect("the policy admits alice");
-        auth.identity.set(&mut headers, &identity);
-        auth.jar.strip_from(&mut headers);
-        black_box(headers);
+    for (name, sessions) in [("repeat", 1), ("first", 1024)] {
+        if only.as_deref().is_some_and(|only| only != name) {
+            continue;
+        }
+        let requests: Vec<HeaderMap> = (0..sessions).map(|i| browser_request(&auth, now, i)).collect();
+        let started = Instant::now();
+        for i in 0..iterations {
+            let mut headers = requests[i as usize % requests.len()].clone();
+            auth.identity.strip(&mut headers, "request-id");
+            let session = auth.session(&headers, now).expect("the session opens");
+            let identity = session.identity();
+            policy::check(&policy, &identity).expect("the policy admits alice");
+            auth.identity.set(&mut headers, &identity);
+            auth.jar.strip_from(&mut headers);
+            black_box(headers);
+        }
+        let per_request = started.elapsed() / u32::try_from(iterations).unwrap();
+        let cookie_bytes = requests[0][COOKIE].len();
+        println!(
+            "{name}: {iterations} requests over {sessions} session(s), {per_request:?} per request, \
+             Cookie header {cookie_bytes} bytes"
+        );
     }
-    let per_request = started.elapsed() / u32::try_from(iterations).unwrap();
-    let cookie_bytes = request[COOKIE].len();
-    println!("{iterations} requests, {per_request:?} per request, Cookie header {cookie_bytes} bytes");
 }
 
 /// A browser's request with a Cognito-sized session: access token ~1.1 KB, refresh
 /// token ~1.8 KB, ID-token claims kept in the profile.
-fn browser_request(auth: &Auth, now: u64) -> HeaderMap {
+fn browser_request(auth: &Auth, now: u64, index: usize) -> HeaderMap {
     let filler = |len: usize| "eyJraWQiOiJ".chars().cycle().take(len).collect::<String>();
     let profile = serde_json::json!({ "name": "Alice Example", "email_verified": true, "custom:tenant": "acme" });
     let session = Session {
-        sid: "3q2-7wAAAAAAAAAAAAAAAA".into(),
+        sid: format!("3q2-7wAAAAAAAAAAAA{index:04}"),
         sub: "8c1b6a6e-2f5e-4a0e-9a4c-1f1f0e8b7d21".into(),
         username: Some("alice".into()),
         email: Some("alice@example.com".into()),

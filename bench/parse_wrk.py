@@ -7,13 +7,19 @@ Used by bench/run; it can also be run by hand:
     bench/parse_wrk.py table --dir DIR --targets "direct nginx portcullis authenticated" \
         --conns "32 128" --repeats 3 --json DIR/summary.json
     bench/parse_wrk.py budget --json DIR/summary.json --conns "32 128" [--rss-kb KB] [--ready-ms MS]
+    bench/parse_wrk.py stages [--sessions F] [--idle F] [--refresh F --refresh-ttl S --refresh-skew S] \
+        --json DIR/summary.json
 
 `table` expects files named DIR/<target>_c<conns>_r<repeat>.txt (repeat from 1).
 For every (target, concurrency) it takes the median requests/s, the median p50
 and the median p99 across repeats (each median computed independently), and
 prints req/s ratios against the nginx and direct rows of the same concurrency.
-`budget` checks the authenticated rows, Portcullis' peak RSS and its startup time
-against the budget and prints PASS/MISS for each check.
+`budget` checks the authenticated rows, Portcullis' peak RSS, its startup time and
+(when measured) its RSS with 10,000 live sessions against the budget and prints
+PASS/MISS for each check.
+`stages` prints the "Memory and refresh" section from the JSON that
+`bench/gateway_helper.py sessions`, `idle-conns` and `refresh` wrote, and adds those
+results to summary.json (keys `memory_sessions`, `memory_idle_connections`, `refresh`).
 """
 
 import argparse
@@ -165,6 +171,9 @@ BUDGET_RPS_VS_NGINX = 1.0
 BUDGET_P99_VS_NGINX = 1.2
 BUDGET_RSS_KB = 32 * 1024
 BUDGET_READY_MS = 200.0
+# RSS with this many signed-in sessions in use (issue text): within 64 MiB.
+BUDGET_SESSIONS = 10000
+BUDGET_SESSIONS_RSS_KB = 64 * 1024
 
 
 def cmd_budget(args):
@@ -218,6 +227,21 @@ def cmd_budget(args):
             "< %.0f ms" % BUDGET_READY_MS,
             verdict(args.ready_ms < BUDGET_READY_MS),
         ))
+    live = rows.get("memory_sessions")
+    label = "Portcullis RSS with %d live sessions" % BUDGET_SESSIONS
+    budget = "<= %d MiB" % (BUDGET_SESSIONS_RSS_KB // 1024)
+    if live is None:
+        checks.append((label, "not measured", budget, "n/a"))
+    else:
+        rss = live["after"]["rss_kb"]
+        measured = "%.1f MiB (%d kB)" % (rss / 1024, rss)
+        if live["sessions"] < BUDGET_SESSIONS:
+            checks.append((label, "%s with only %d sessions" % (measured, live["sessions"]), budget, "n/a"))
+        elif live["failed"]:
+            checks.append((label, "%s, but %d sign-ins/requests failed" % (measured, live["failed"]),
+                           budget, "**MISS**"))
+        else:
+            checks.append((label, measured, budget, verdict(rss <= BUDGET_SESSIONS_RSS_KB)))
     print("### Budget")
     print()
     print("| check | measured | budget | result |")
@@ -230,6 +254,141 @@ def cmd_budget(args):
         "Budget: %d PASS, %d MISS, %d not measured."
         % (verdicts.count("PASS"), verdicts.count("**MISS**"), verdicts.count("n/a"))
     )
+
+
+def mib(kb):
+    return "%.1f MiB (%d kB)" % (kb / 1024, kb)
+
+
+def fmt_rounds(rounds):
+    return "; ".join("%d in %.1f s, %d failed" % (r["requests"], r["seconds"], r["failed"]) for r in rounds)
+
+
+def fmt_reasons(reasons):
+    return "; ".join("%d× %s" % (r["count"], r["reason"]) for r in reasons)
+
+
+def stage_sessions(d, out):
+    sign_in = d["sign_in"]
+    rate = sign_in["ok"] / sign_in["seconds"] if sign_in["seconds"] else 0.0
+    out.append(
+        "**Live sessions.** On the gateway measured above, after the load: %d distinct sessions "
+        "signed in as alice the way `login` does (`/auth/login`, authorize, the sign-in form, "
+        "`/auth/callback`; %d client threads on keep-alive connections) in %.1f s (%.0f/s), "
+        "%d failed (%d distinct Cookie headers, median %d bytes). Then %d round(s) of one "
+        "`GET /app/` per session, each required to answer 200 with the upstream's body: %s."
+        % (d["sessions"], d["threads"], sign_in["seconds"], rate, sign_in["failed"],
+           sign_in["distinct_cookies"], sign_in["cookie_bytes_median"], d["rounds"],
+           fmt_rounds(d["request_rounds"])))
+    out.append("")
+    peak = "peak during this stage" if d["peak_reset"] else "peak since start (VmHWM could not be reset)"
+    out.append("| Portcullis | VmRSS | VmHWM |")
+    out.append("|---|---:|---:|")
+    out.append("| before the sign-ins | %s | %s (peak of the load above) |"
+               % (mib(d["before"]["rss_kb"]), mib(d["before"]["hwm_kb"])))
+    out.append("| after %d sign-ins | %s | |" % (sign_in["ok"], mib(d["after_sign_in"]["rss_kb"])))
+    out.append("| after the request rounds (%d live sessions) | **%s** | %s (%s) |"
+               % (sign_in["ok"], mib(d["after"]["rss_kb"]), mib(d["after"]["hwm_kb"]), peak))
+    failures = [r for r in [sign_in] + d["request_rounds"] if r["failed"]]
+    if failures:
+        out.append("")
+        out.append("**WARNING: %d sign-ins/requests failed** (must be 0): %s"
+                   % (d["failed"], " | ".join(fmt_reasons(r["reasons"]) for r in failures)))
+
+
+def stage_idle(d, out):
+    n = d["idle"]
+    before, with_conns = d["before"]["rss_kb"], d["with_connections"]["rss_kb"]
+    per_conn = (with_conns - before) / n if n else 0.0
+    gauge = d.get("open_gauge")
+    out.append(
+        "**Idle keep-alive connections.** On the same gateway: %d connections to 127.0.0.1 (at most "
+        "%d being opened or answered at a time), one `GET /` on each (public route, HTTP/1.1 "
+        "keep-alive, whole response read: 200 and the upstream's body), then all left open and idle. "
+        "Opened and answered in %.1f s, %d failed; when RSS was read (%.1f s after the first went "
+        "idle) %d were still open by the client's check, %s by the gateway's "
+        "`portcullis_open_connections` gauge."
+        % (d["connections"], d["inflight"], d["open_seconds"], d["failed"],
+           d["oldest_idle_seconds"] or 0.0, d["still_open"], "n/a" if gauge is None else gauge))
+    out.append("")
+    out.append("| Portcullis | VmRSS | VmHWM |")
+    out.append("|---|---:|---:|")
+    out.append("| before | %s | |" % mib(before))
+    out.append("| with %d idle connections | **%s** | %s (peak during this stage) |"
+               % (n, mib(with_conns), mib(d["with_connections"]["hwm_kb"])))
+    obs = d.get("after_observe")
+    if obs:
+        out.append("| after %.0f s more idle (%d of %d still open) | %s | |"
+                   % (d["observe_seconds"], obs["still_open"], n, mib(obs["rss_kb"])))
+    out.append("| after the client closed them all | %s | |" % mib(d["after_close"]["rss_kb"]))
+    out.append("")
+    out.append("RSS per idle connection: **%.1f KiB** ((%d − %d kB) / %d)." % (per_conn, with_conns, before, n))
+    if obs and obs["still_open"] < n:
+        out.append("")
+        out.append("The gateway closed %d of the %d idle connections within %.0f s of idling: hyper's "
+                   "HTTP/1 server runs `server.header_read_timeout` (default 10 s) while it waits for the "
+                   "next request on a keep-alive connection, so that is also its idle keep-alive timeout."
+                   % (n - obs["still_open"], n, d["observe_seconds"]))
+    if d["failed"] or d["still_open"] < n or n < d["connections"]:
+        out.append("")
+        out.append("**WARNING: not every connection was opened and kept** (%d requested, %d idle, %d still "
+                   "open at the RSS reading): %s" % (d["connections"], n, d["still_open"],
+                                                    ", ".join("%s: %d" % kv for kv in d["errors"].items()) or "-"))
+
+
+def stage_refresh(d, out, ttl, skew):
+    sign_in, r = d["sign_in"], d["refresh"]
+    out.append(
+        "**Refresh throughput.** A second gateway and dev-idp: access tokens live %s s, the gateway "
+        "refreshes `refresh_skew = \"%ss\"` before expiry. %d sessions signed in (alice) in %.1f s, "
+        "%d failed; once every one was inside the refresh window, one `GET /app/` per session, %d in "
+        "flight: %d answered in %.2f s, **%s refreshes/s**; %d answered 200 with the upstream's body "
+        "and new session cookies (`Set-Cookie` with values other than the ones sent), %d failed. "
+        "The dev-idp counts its token-endpoint grants only in-process (`DevIdp::counters()`), not "
+        "over HTTP, so the count of refreshes is the `Set-Cookie` check's."
+        % (ttl, skew, d["sessions"], sign_in["seconds"], sign_in["failed"], d["inflight"], r["requests"],
+           r["seconds"], "n/a" if r["per_second"] is None else "%.0f" % r["per_second"], r["refreshed"],
+           r["failed"]))
+    if d["failed"]:
+        out.append("")
+        out.append("**WARNING: %d sign-ins/refreshes failed** (must be 0): %s"
+                   % (d["failed"], " | ".join(fmt_reasons(x["reasons"]) for x in (sign_in, r) if x["failed"])))
+
+
+def cmd_stages(args):
+    out = ["### Memory and refresh", ""]
+    extra = {}
+    parts = []
+    if args.sessions:
+        with open(args.sessions, encoding="utf-8") as f:
+            extra["memory_sessions"] = json.load(f)
+        parts.append(lambda o: stage_sessions(extra["memory_sessions"], o))
+    if args.idle:
+        with open(args.idle, encoding="utf-8") as f:
+            extra["memory_idle_connections"] = json.load(f)
+        parts.append(lambda o: stage_idle(extra["memory_idle_connections"], o))
+    elif args.idle_skipped:
+        parts.append(lambda o: o.append("**Idle keep-alive connections:** not measured: %s." % args.idle_skipped))
+    if args.refresh:
+        with open(args.refresh, encoding="utf-8") as f:
+            extra["refresh"] = json.load(f)
+        extra["refresh"]["access_token_ttl_s"] = args.refresh_ttl
+        extra["refresh"]["refresh_skew_s"] = args.refresh_skew
+        parts.append(lambda o: stage_refresh(extra["refresh"], o, args.refresh_ttl, args.refresh_skew))
+    for i, part in enumerate(parts):
+        if i:
+            out.append("")
+        part(out)
+    print("\n".join(out))
+    if args.json:
+        try:
+            with open(args.json, encoding="utf-8") as f:
+                rows = json.load(f)
+        except FileNotFoundError:
+            rows = {}
+        rows.update(extra)
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=2, sort_keys=True)
 
 
 def main():
@@ -251,10 +410,19 @@ def main():
     b.add_argument("--rss-kb", type=int, help="Portcullis peak RSS (VmHWM) in kB")
     b.add_argument("--ready-ms", type=float, help="Portcullis startup to ready, median, in ms")
     b.set_defaults(func=cmd_budget)
+    g = sub.add_parser("stages", help="print the memory and refresh section, add it to summary.json")
+    g.add_argument("--sessions", help="JSON of `gateway_helper.py sessions`")
+    g.add_argument("--idle", help="JSON of `gateway_helper.py idle-conns`")
+    g.add_argument("--idle-skipped", help="why the idle-connections stage did not run")
+    g.add_argument("--refresh", help="JSON of `gateway_helper.py refresh`")
+    g.add_argument("--refresh-ttl", type=int, help="the refresh stage's access-token lifetime, seconds")
+    g.add_argument("--refresh-skew", type=int, help="the refresh stage's session.refresh_skew, seconds")
+    g.add_argument("--json", help="summary.json to add the results to")
+    g.set_defaults(func=cmd_stages)
     args = ap.parse_args()
     try:
         args.func(args)
-    except (ParseError, OSError) as e:
+    except (ParseError, OSError, ValueError, KeyError) as e:
         print("parse_wrk.py: %s" % e, file=sys.stderr)
         return 1
     return 0

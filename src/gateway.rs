@@ -176,7 +176,7 @@ impl Gateway {
     async fn fresh(
         &self,
         auth: &Auth,
-        session: Session,
+        session: Arc<Session>,
         request_headers: &HeaderMap,
         cookies: &mut HeaderMap,
         now: u64,
@@ -184,14 +184,10 @@ impl Gateway {
     ) -> Freshness {
         let skew = auth.config.session.refresh_skew.as_secs();
         if session.access_expires_at > now + skew {
-            return Freshness::Valid(Arc::new(session));
+            return Freshness::Valid(session);
         }
         if session.refresh_token.is_none() {
-            return if session.access_expires_at > now {
-                Freshness::Valid(Arc::new(session))
-            } else {
-                Freshness::Ended
-            };
+            return if session.access_expires_at > now { Freshness::Valid(session) } else { Freshness::Ended };
         }
         match auth.refresher.refresh(auth, &session, request_id).await {
             Outcome::Refreshed(refreshed) => {
@@ -205,7 +201,7 @@ impl Gateway {
                 Freshness::Ended
             }
             // Never a logout for a provider outage: the old token while it lasts.
-            Outcome::Unavailable if session.access_expires_at > now => Freshness::Valid(Arc::new(session)),
+            Outcome::Unavailable if session.access_expires_at > now => Freshness::Valid(session),
             Outcome::Unavailable => Freshness::ProviderDown,
         }
     }

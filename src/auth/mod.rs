@@ -16,6 +16,7 @@ pub mod cookies;
 pub mod csrf;
 mod endpoints;
 pub mod identity;
+mod opened;
 pub mod policy;
 pub mod refresh;
 pub mod return_to;
@@ -81,6 +82,7 @@ pub struct Auth {
     provider: tokio::sync::OnceCell<Arc<Provider>>,
     pub refresher: refresh::Refresher,
     pub signed_out: signed_out::SignedOut,
+    opened: opened::OpenedSessions,
 }
 
 impl Auth {
@@ -100,14 +102,17 @@ impl Auth {
             provider: tokio::sync::OnceCell::new(),
             refresher: refresh::Refresher::default(),
             signed_out: signed_out::SignedOut::default(),
+            opened: opened::OpenedSessions::default(),
             config: config.clone(),
         })
     }
 
     /// The request's session: it opens, has not ended, and was not signed out here.
-    pub fn session(&self, headers: &http::HeaderMap, now: u64) -> Option<session::Session> {
-        let session = session::Session::read(headers, &self.jar, &self.sealer, now)?;
-        (!self.signed_out.contains(&session.sid, now)).then_some(session)
+    pub fn session(&self, headers: &http::HeaderMap, now: u64) -> Option<Arc<session::Session>> {
+        use session::Session;
+        let sealed = Session::sealed(headers, &self.jar)?;
+        let session = self.opened.get_or_open(&sealed, || Session::open(&sealed, &self.jar, &self.sealer))?;
+        (session.is_live(now) && !self.signed_out.contains(&session.sid, now)).then_some(session)
     }
 
     pub fn provider(&self) -> Option<&Arc<Provider>> {

@@ -59,13 +59,21 @@ impl Session {
             .collect()
     }
 
-    /// The session in the request's cookies, if it opens and has not ended.
-    pub fn read(headers: &HeaderMap, jar: &CookieJar, sealer: &Sealer, now: u64) -> Option<Session> {
+    /// The sealed session value the request's cookies carry (its chunks joined).
+    pub fn sealed(headers: &HeaderMap, jar: &CookieJar) -> Option<String> {
         let all = cookies::read(headers);
-        let value = chunks::join(jar.session_name(), |name| all.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))?;
-        let plain = sealer.open(jar.session_name(), &value)?;
-        let session: Session = serde_json::from_slice(&plain).ok()?;
-        (session.expires_at > now).then_some(session)
+        chunks::join(jar.session_name(), |name| all.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))
+    }
+
+    /// The session sealed in `sealed`, if it opens under the gateway's keys. Whether
+    /// it has ended is the caller's check ([`Session::is_live`]).
+    pub fn open(sealed: &str, jar: &CookieJar, sealer: &Sealer) -> Option<Session> {
+        let plain = sealer.open(jar.session_name(), sealed)?;
+        serde_json::from_slice(&plain).ok()
+    }
+
+    pub fn is_live(&self, now: u64) -> bool {
+        self.expires_at > now
     }
 
     /// Sets the session cookies on `response` and expires leftovers of a longer one.
