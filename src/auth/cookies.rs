@@ -97,17 +97,23 @@ impl CookieJar {
 
 /// Every (name, value) pair of the request's `Cookie` headers, in order, borrowed from
 /// the headers (a session is several kilobytes: not copied just to look at it).
+///
+/// Runs twice on every authenticated request over ~4.5 KB, so it uses the SIMD
+/// searches of `memchr` and `simdutf8` (the standard library's go a word at a time,
+/// which made this half the cost of the whole authenticated check).
 pub fn read(headers: &HeaderMap) -> Vec<(&str, &str)> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        // `from_utf8` checks ASCII a word at a time; `to_str` goes byte by byte, and a
-        // session cookie is kilobytes long.
-        .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .map(|(name, value)| (name.trim(), value.trim()))
-        .collect()
+    let mut pairs = Vec::with_capacity(8);
+    for value in headers.get_all(COOKIE) {
+        let Ok(text) = simdutf8::basic::from_utf8(value.as_bytes()) else { continue };
+        let mut start = 0;
+        for end in memchr::memchr_iter(b';', text.as_bytes()).chain([text.len()]) {
+            if let Some((name, value)) = text[start..end].split_once('=') {
+                pairs.push((name.trim(), value.trim()));
+            }
+            start = end + 1;
+        }
+    }
+    pairs
 }
 
 #[cfg(test)]
@@ -133,6 +139,12 @@ mod tests {
         only_ours.insert(COOKIE, HeaderValue::from_static("__Host-portcullis=x"));
         jar.strip_from(&mut only_ours);
         assert!(!only_ours.contains_key(COOKIE));
+
+        let mut pairs = HeaderMap::new();
+        pairs.append(COOKIE, HeaderValue::from_static(" a=1;b = 2 ;;novalue; c=x=y;"));
+        pairs.append(COOKIE, HeaderValue::from_bytes(b"skipped=\xff").unwrap());
+        pairs.append(COOKIE, HeaderValue::from_bytes("d=caf\u{e9}".as_bytes()).unwrap());
+        assert_eq!(read(&pairs), [("a", "1"), ("b", "2"), ("c", "x=y"), ("d", "caf\u{e9}")]);
 
         let dev = CookieJar::new("portcullis", true);
         let mut out = HeaderMap::new();

@@ -16,6 +16,7 @@
 pub const CHUNK_LEN: usize = 3800;
 /// More chunks than this is never ours (and would crowd out every other cookie).
 pub const MAX_CHUNKS: usize = 8;
+const _: () = assert!(MAX_CHUNKS < 10, "chunk indexes are single digits");
 
 pub fn chunk_name(name: &str, index: usize) -> String {
     format!("{name}.{index}")
@@ -50,7 +51,11 @@ pub fn join<'a>(name: &str, cookie: impl Fn(&str) -> Option<&'a str>) -> Option<
     if let Some(single) = cookie(name) {
         return Some(single.to_owned());
     }
-    let first = cookie(&chunk_name(name, 0))?;
+    // `NAME.i`, rewritten in place for each chunk (this runs on every request).
+    let mut chunk = String::with_capacity(name.len() + 2);
+    chunk.push_str(name);
+    chunk.push_str(".0");
+    let first = cookie(&chunk)?;
     let (count, part) = first.split_once('.')?;
     let count: usize = count.parse().ok()?;
     if !(2..=MAX_CHUNKS).contains(&count) {
@@ -59,7 +64,9 @@ pub fn join<'a>(name: &str, cookie: impl Fn(&str) -> Option<&'a str>) -> Option<
     let mut value = String::with_capacity(count * CHUNK_LEN);
     value.push_str(part);
     for index in 1..count {
-        value.push_str(cookie(&chunk_name(name, index))?);
+        chunk.truncate(name.len() + 1);
+        chunk.push(char::from_digit(index as u32, 10).expect("MAX_CHUNKS is a single digit"));
+        value.push_str(cookie(&chunk)?);
     }
     Some(value)
 }
