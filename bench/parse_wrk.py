@@ -209,6 +209,15 @@ def cmd_budget(args):
             "<= %.2fx" % BUDGET_P99_VS_NGINX,
             verdict(p99_ratio <= BUDGET_P99_VS_NGINX),
         ))
+        # Not a budget: nginx carrying the same request bytes (the session's Cookie).
+        same_bytes = rows.get("nginx-cookie_c%d" % c)
+        if same_bytes and same_bytes["rps"]:
+            checks.append((
+                "authenticated req/s vs nginx-cookie (same request bytes), c=%d" % c,
+                "%.2fx (%.0f / %.0f)" % (auth["rps"] / same_bytes["rps"], auth["rps"], same_bytes["rps"]),
+                "reference",
+                "-",
+            ))
     if args.rss_kb is None:
         checks.append(("Portcullis peak RSS", "not measured", "<= 32 MiB", "n/a"))
     else:

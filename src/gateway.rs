@@ -254,7 +254,8 @@ fn cookies_exceed(headers: &HeaderMap, limits: &RequestLimits) -> bool {
     for value in headers.get_all(http::header::COOKIE) {
         let value = value.as_bytes();
         bytes += value.len();
-        count += 1 + value.iter().filter(|&&b| b == b';').count();
+        // SIMD: this runs over every request's kilobytes of session cookie.
+        count += 1 + memchr::memchr_iter(b';', value).count();
     }
     bytes > limits.cookie_bytes || count > limits.cookie_count
 }
