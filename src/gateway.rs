@@ -71,7 +71,10 @@ impl Gateway {
         let result = if let Some(refusal) = refusal {
             Err(refusal)
         } else if let (true, Some(auth)) = (is_auth_endpoint, &self.auth) {
-            Ok(auth::handle(auth, request, id).await)
+            // Boxed, like the other rare paths below: their futures (token requests
+            // through reqwest) are kilobytes, and every request's future would carry
+            // that size, copied into hyper's connection on every request.
+            Ok(Box::pin(auth::handle(auth, request, id)).await)
         } else {
             match route {
                 Some(route) => self.authenticate_and_forward(route, request, peer, &request_id).await,
@@ -148,8 +151,9 @@ impl Gateway {
                     Freshness::Missing | Freshness::Ended
                         if auth.config.bearer.enabled && bearer::presented(request.headers()).is_some() =>
                     {
-                        if let Err(refusal) = bearer::authenticate(auth, &route.policy, request.headers_mut(), id).await
-                        {
+                        let authenticated =
+                            Box::pin(bearer::authenticate(auth, &route.policy, request.headers_mut(), id));
+                        if let Err(refusal) = authenticated.await {
                             return Ok(refusal);
                         }
                     }
@@ -189,7 +193,7 @@ impl Gateway {
         if session.refresh_token.is_none() {
             return if session.access_expires_at > now { Freshness::Valid(session) } else { Freshness::Ended };
         }
-        match auth.refresher.refresh(auth, &session, request_id).await {
+        match Box::pin(auth.refresher.refresh(auth, &session, request_id)).await {
             Outcome::Refreshed(refreshed) => {
                 if !refreshed.write(request_headers, cookies, &auth.jar, &auth.sealer, now) {
                     tracing::error!(request_id, "the refreshed session no longer fits in cookies; it is not saved");
