@@ -1,4 +1,4 @@
-//! Session cookie reassembly and decryption together, exactly as `Session::read` does
+//! Session cookie reassembly and decryption together, as `Auth::session` does on a cache miss (`Session::sealed` → join → `Session::open`)
 //! it: `cookies::read` on the request's `Cookie` headers, `chunks::join` for
 //! `__Host-portcullis`, `Sealer::open` with a fixed key. First input byte picks the mode:
 //! - odd: the rest is `Cookie` header text (one header per line). Checks: no panic, and
@@ -28,7 +28,7 @@ static SEALER: LazyLock<Sealer> = LazyLock::new(|| Sealer::new(&[cookie::KEY.to_
 static ROUND_TRIP: LazyLock<Sealer> = LazyLock::new(|| Sealer::new(&[cookie::ROUND_TRIP_KEY.to_vec()]).unwrap());
 static GENUINE: LazyLock<Vec<u8>> = LazyLock::new(cookie::genuine_plaintext);
 
-/// The first half of `Session::read` (before the JSON), which is not public on its own.
+/// `Session::sealed` joined, then the first half of `Session::open` (before the JSON).
 fn open_session(headers: &HeaderMap, sealer: &Sealer) -> Option<Vec<u8>> {
     let all = cookies::read(headers);
     let value = chunks::join(SESSION, |name| all.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))?;

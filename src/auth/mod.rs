@@ -111,7 +111,7 @@ impl Auth {
     pub fn session(&self, headers: &http::HeaderMap, now: u64) -> Option<Arc<session::Session>> {
         use session::Session;
         let sealed = Session::sealed(headers, &self.jar)?;
-        let session = self.opened.get_or_open(&sealed, || Session::open(&sealed, &self.jar, &self.sealer))?;
+        let session = self.opened.get_or_open(&sealed, |sealed| Session::open(sealed, &self.jar, &self.sealer))?;
         (session.is_live(now) && !self.signed_out.contains(&session.sid, now)).then_some(session)
     }
 

@@ -39,25 +39,39 @@ impl Default for OpenedSessions {
 }
 
 impl OpenedSessions {
-    /// The session sealed in `sealed`: from this thread's cache when the same value was
-    /// opened here before, else from `open`, whose result is then kept. A value that
-    /// does not open is not kept (it would only crowd out real sessions).
-    pub fn get_or_open(&self, sealed: &str, open: impl FnOnce() -> Option<Session>) -> Option<Arc<Session>> {
-        let index = slot_index(sealed);
+    /// The session sealed in the value `parts` make up together: from this thread's
+    /// cache when the same value was opened here before, else from `open` (given the
+    /// value joined), whose result is then kept. A value that does not open is not kept
+    /// (it would only crowd out real sessions).
+    pub fn get_or_open(&self, parts: &[&str], open: impl FnOnce(&str) -> Option<Session>) -> Option<Arc<Session>> {
+        let index = slot_index(parts.last()?);
         let hit = SLOTS_BY_INSTANCE.with_borrow(|instances| {
             let (value, session) = instances.get(&self.instance)?[index].as_ref()?;
-            (**value == *sealed).then(|| session.clone())
+            is_joined(value, parts).then(|| session.clone())
         });
         if hit.is_some() {
             return hit;
         }
-        let session = Arc::new(open()?);
+        let sealed = parts.concat();
+        let session = Arc::new(open(&sealed)?);
         SLOTS_BY_INSTANCE.with_borrow_mut(|instances| {
             let slots = instances.entry(self.instance).or_insert_with(|| vec![None; SLOTS]);
-            slots[index] = Some((sealed.into(), session.clone()));
+            slots[index] = Some((sealed.into_boxed_str(), session.clone()));
         });
         Some(session)
     }
+}
+
+/// Whether `value` is `parts` joined, compared piece by piece (no copy).
+fn is_joined(value: &str, parts: &[&str]) -> bool {
+    let mut rest = value.as_bytes();
+    for part in parts {
+        match rest.split_at_checked(part.len()) {
+            Some((head, tail)) if head == part.as_bytes() => rest = tail,
+            _ => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 impl Drop for OpenedSessions {
@@ -68,10 +82,11 @@ impl Drop for OpenedSessions {
     }
 }
 
-/// The slot for a sealed value, from its last bytes: the base64 of the AES-GCM tag,
-/// which is uniformly random. Anyone can aim at a slot; that only evicts, never hits.
-fn slot_index(sealed: &str) -> usize {
-    let tail = &sealed.as_bytes()[sealed.len().saturating_sub(8)..];
+/// The slot for a sealed value, from the last bytes of its last piece: the base64 of
+/// the AES-GCM tag, which is uniformly random. Anyone can aim at a slot; that only
+/// evicts, never hits.
+fn slot_index(last_part: &str) -> usize {
+    let tail = &last_part.as_bytes()[last_part.len().saturating_sub(8)..];
     let folded = tail.iter().fold(0u64, |acc, &byte| acc.wrapping_mul(31).wrapping_add(u64::from(byte)));
     (folded % SLOTS as u64) as usize
 }
@@ -93,22 +108,32 @@ mod tests {
     #[test]
     fn opens_each_value_once_and_only_equal_values_hit() {
         let cache = OpenedSessions::default();
-        let opens = Cell::new(0);
-        let open = |sid: &str| {
-            opens.set(opens.get() + 1);
-            Some(session(sid))
+        let opens = &Cell::new(0);
+        let open = |sid: &'static str| {
+            move |sealed: &str| {
+                opens.set(opens.get() + 1);
+                Some(session(&format!("{sid}:{sealed}")))
+            }
         };
-        assert_eq!(cache.get_or_open("sealed-one", || open("1")).unwrap().sid, "1");
-        assert_eq!(cache.get_or_open("sealed-one", || open("x")).unwrap().sid, "1");
-        assert_eq!(opens.get(), 1, "the second request reused the opened session");
+        assert_eq!(cache.get_or_open(&["sealed-", "one"], open("1")).unwrap().sid, "1:sealed-one");
+        assert_eq!(cache.get_or_open(&["seal", "ed-", "one"], open("x")).unwrap().sid, "1:sealed-one");
+        assert_eq!(opens.get(), 1, "the second request (same value, chunked elsewhere) reused the opened session");
 
         // Same last bytes (same slot), different value: opened afresh, never the cached one.
-        assert_eq!(cache.get_or_open("tampered:sealed-one", || open("2")).unwrap().sid, "2");
-        assert_eq!(opens.get(), 2);
-        assert!(cache.get_or_open("garbage", || None).is_none());
-        assert!(cache.get_or_open("garbage", || None).is_none(), "a failed open is not kept");
+        for other_value in
+            [&["tampered:", "sealed-one"][..], &["sealed-one"], &["sealed-", "one", ""], &["x", "sealed-one"]]
+        {
+            let before = opens.get();
+            let opened = cache.get_or_open(other_value, open("2")).unwrap();
+            assert_eq!(opened.sid, format!("2:{}", other_value.concat()));
+            assert_eq!(opens.get(), before + 1);
+        }
+        assert!(cache.get_or_open(&["garbage"], |_| None).is_none());
+        assert!(cache.get_or_open(&["garbage"], |_| None).is_none(), "a failed open is not kept");
+        assert!(cache.get_or_open(&[], open("4")).is_none(), "no pieces, no value");
 
         let other = OpenedSessions::default();
-        assert_eq!(other.get_or_open("sealed-one", || open("3")).unwrap().sid, "3", "another gateway opens its own");
+        let opened = other.get_or_open(&["sealed-one"], open("3")).unwrap();
+        assert_eq!(opened.sid, "3:sealed-one", "another gateway opens its own");
     }
 }

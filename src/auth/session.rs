@@ -59,10 +59,10 @@ impl Session {
             .collect()
     }
 
-    /// The sealed session value the request's cookies carry (its chunks joined).
-    pub fn sealed(headers: &HeaderMap, jar: &CookieJar) -> Option<String> {
+    /// The sealed session value the request's cookies carry, in pieces (its chunks).
+    pub fn sealed<'a>(headers: &'a HeaderMap, jar: &CookieJar) -> Option<Vec<&'a str>> {
         let all = cookies::read(headers);
-        chunks::join(jar.session_name(), |name| all.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))
+        chunks::parts(jar.session_name(), |name| all.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))
     }
 
     /// The session sealed in `sealed`, if it opens under the gateway's keys. Whether

@@ -48,8 +48,15 @@ pub fn split(name: &str, value: &str) -> Option<Vec<(String, String)>> {
 
 /// The value carried under `name`, from a lookup of the request's cookies.
 pub fn join<'a>(name: &str, cookie: impl Fn(&str) -> Option<&'a str>) -> Option<String> {
+    parts(name, cookie).map(|parts| parts.concat())
+}
+
+/// The pieces of the value carried under `name`, in order, borrowed from the request:
+/// one for a single cookie, else the chunks' values (the first without its count).
+/// Whoever only compares the value need not copy kilobytes together.
+pub fn parts<'a>(name: &str, cookie: impl Fn(&str) -> Option<&'a str>) -> Option<Vec<&'a str>> {
     if let Some(single) = cookie(name) {
-        return Some(single.to_owned());
+        return Some(vec![single]);
     }
     // `NAME.i`, rewritten in place for each chunk (this runs on every request).
     let mut chunk = String::with_capacity(name.len() + 2);
@@ -61,14 +68,14 @@ pub fn join<'a>(name: &str, cookie: impl Fn(&str) -> Option<&'a str>) -> Option<
     if !(2..=MAX_CHUNKS).contains(&count) {
         return None;
     }
-    let mut value = String::with_capacity(count * CHUNK_LEN);
-    value.push_str(part);
+    let mut parts = Vec::with_capacity(count);
+    parts.push(part);
     for index in 1..count {
         chunk.truncate(name.len() + 1);
         chunk.push(char::from_digit(index as u32, 10).expect("MAX_CHUNKS is a single digit"));
-        value.push_str(cookie(&chunk)?);
+        parts.push(cookie(&chunk)?);
     }
-    Some(value)
+    Some(parts)
 }
 
 /// Cookies of the request that belong to `name` but are not among `kept`: expire them
