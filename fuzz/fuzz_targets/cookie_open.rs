@@ -1,6 +1,6 @@
-//! Session cookie reassembly and decryption together, as `Auth::session` does on a cache miss (`Session::sealed` → join → `Session::open`)
-//! it: `cookies::read` on the request's `Cookie` headers, `chunks::join` for
-//! `__Host-portcullis`, `Sealer::open` with a fixed key. First input byte picks the mode:
+//! Session cookie reassembly and decryption together, as `Auth::session` does when its
+//! per-thread cache misses: `cookies::read` on the request's `Cookie` headers,
+//! `chunks::join` for `__Host-portcullis`, `Sealer::open` with a fixed key. First input byte picks the mode:
 //! - odd: the rest is `Cookie` header text (one header per line). Checks: no panic, and
 //!   nothing opens except the genuine value `make_seeds` sealed (its plaintext is the
 //!   only one ever sealed under the key; chunks may be reordered or respelled, but the
