@@ -118,15 +118,26 @@ def cmd_table(args):
                 "requests": sum(run["requests"] for run in runs),
             }
 
-    print("| target | conns | req/s (median) | p50 | p99 | vs nginx | vs direct | errors |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    # Paired ratios: bench/run measures repeat r of every target back to back, so the
+    # ratio within a repeat sees the same machine; their median resists the drift of a
+    # shared VM better than the ratio of two medians taken minutes apart.
+    for (t, c), row in rows.items():
+        for other in ("nginx", "nginx-cookie", "direct"):
+            base = rows.get((other, c))
+            if base and all(base["rps_all"]):
+                pairs = [a / b for a, b in zip(row["rps_all"], base["rps_all"])]
+                row["vs_%s_paired" % other] = statistics.median(pairs)
+
+    print("| target | conns | req/s (median) | p50 | p99 | vs nginx | vs nginx, paired | vs direct | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in conns:
         for t in targets:
             row = rows[(t, c)]
             ngx = rows.get(("nginx", c), {}).get("rps")
             direct = rows.get(("direct", c), {}).get("rps")
+            paired = row.get("vs_nginx_paired")
             print(
-                "| %s | %d | %.0f | %s | %s | %s | %s | %d |"
+                "| %s | %d | %.0f | %s | %s | %s | %s | %s | %d |"
                 % (
                     t,
                     c,
@@ -134,6 +145,7 @@ def cmd_table(args):
                     fmt_latency(row["p50"]),
                     fmt_latency(row["p99"]),
                     fmt_ratio(row["rps"], ngx),
+                    "n/a" if paired is None else "%.2f" % paired,
                     fmt_ratio(row["rps"], direct),
                     row["errors"],
                 )
@@ -195,10 +207,11 @@ def cmd_budget(args):
             checks.append(("authenticated p99 vs nginx p99, c=%d" % c, "not measured (%s)" % missing,
                            "<= %.2fx" % BUDGET_P99_VS_NGINX, "n/a"))
             continue
-        ratio = auth["rps"] / ngx["rps"] if ngx["rps"] else 0.0
+        # The paired ratio (median of per-repeat ratios) when there is one.
+        ratio = auth.get("vs_nginx_paired", auth["rps"] / ngx["rps"] if ngx["rps"] else 0.0)
         checks.append((
             "authenticated req/s vs nginx, c=%d" % c,
-            "%.2fx (%.0f / %.0f)" % (ratio, auth["rps"], ngx["rps"]),
+            "%.2fx (paired; medians %.0f / %.0f)" % (ratio, auth["rps"], ngx["rps"]),
             ">= %.2fx" % BUDGET_RPS_VS_NGINX,
             verdict(ratio >= BUDGET_RPS_VS_NGINX),
         ))
@@ -212,9 +225,10 @@ def cmd_budget(args):
         # Not a budget: nginx carrying the same request bytes (the session's Cookie).
         same_bytes = rows.get("nginx-cookie_c%d" % c)
         if same_bytes and same_bytes["rps"]:
+            same_ratio = auth.get("vs_nginx-cookie_paired", auth["rps"] / same_bytes["rps"])
             checks.append((
                 "authenticated req/s vs nginx-cookie (same request bytes), c=%d" % c,
-                "%.2fx (%.0f / %.0f)" % (auth["rps"] / same_bytes["rps"], auth["rps"], same_bytes["rps"]),
+                "%.2fx (paired; medians %.0f / %.0f)" % (same_ratio, auth["rps"], same_bytes["rps"]),
                 "reference",
                 "-",
             ))
