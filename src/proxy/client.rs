@@ -1,22 +1,220 @@
-//! The pooled HTTP/1.1 client that talks to upstreams.
+//! The pooled HTTP/1.1 client that talks to upstreams: one pool per worker thread.
+//!
+//! Built on hyper's client connections instead of hyper-util's pooled client, which
+//! for every request clones and rebuilds the URI, hashes a pool key under its lock and
+//! spawns a task that puts the connection back. A worker owns its pool (`workers.rs`):
+//! a short list of idle connections per upstream, behind a lock no other thread takes.
+//!
+//! A connection goes back to the pool once its response body has been read to the end
+//! ([`PooledBody`]); one whose response was not read to the end, that switched
+//! protocols, or that the upstream closed is dropped. A request that a reused
+//! connection could not start (the upstream closed it while it sat idle) goes out on
+//! another connection: it was never sent, so this is safe for any method.
 
 use super::body::{IdleTimeout, RequestBody};
 use crate::config::UpstreamConfig;
+use bytes::Bytes;
+use http::uri::Authority;
+use http::{Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-pub type UpstreamClient = Client<HttpConnector, RequestBody<IdleTimeout<Incoming>>>;
+type RequestBodyOf = RequestBody<IdleTimeout<Incoming>>;
+type Sender = http1::SendRequest<RequestBodyOf>;
+
+/// Why an exchange with the upstream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot connect to {authority}: {source}")]
+    Connect { authority: Authority, source: std::io::Error },
+    #[error("connecting to {authority} took longer than {timeout:?}")]
+    ConnectTimeout { authority: Authority, timeout: Duration },
+    #[error("upstream exchange failed: {0}")]
+    Exchange(#[from] hyper::Error),
+}
+
+pub struct UpstreamClient {
+    pool: Arc<Pool>,
+    connect_timeout: Duration,
+}
+
+struct Pool {
+    idle: Mutex<HashMap<Authority, Vec<Idle>>>,
+    idle_timeout: Duration,
+    max_idle_per_upstream: usize,
+}
+
+struct Idle {
+    sender: Sender,
+    since: Instant,
+}
 
 pub fn build(config: &UpstreamConfig) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(config.connect_timeout));
-    connector.set_nodelay(true);
-    connector.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(config.pool_idle_timeout)
-        .pool_max_idle_per_host(config.pool_max_idle_per_host)
-        .build(connector)
+    UpstreamClient {
+        pool: Arc::new(Pool {
+            idle: Mutex::new(HashMap::new()),
+            idle_timeout: config.pool_idle_timeout,
+            max_idle_per_upstream: config.pool_max_idle_per_host,
+        }),
+        connect_timeout: config.connect_timeout,
+    }
+}
+
+impl UpstreamClient {
+    /// Sends `request` (origin-form URI, `Host` set) to `authority` on a pooled
+    /// connection, or a new one.
+    pub async fn send(
+        &self,
+        authority: &Authority,
+        mut request: Request<RequestBodyOf>,
+    ) -> Result<Response<PooledBody>, UpstreamError> {
+        loop {
+            let (mut sender, reused) = match self.pool.checkout(authority) {
+                Some(sender) => (sender, true),
+                None => (self.connect(authority).await?, false),
+            };
+            if let Err(err) = sender.ready().await {
+                // Closed while it sat in the pool: take another one.
+                if reused {
+                    continue;
+                }
+                return Err(err.into());
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok(self.pool.clone().lease(authority, sender, response)),
+                Err(mut err) => match err.take_message() {
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(err.into_error().into()),
+                },
+            }
+        }
+    }
+
+    async fn connect(&self, authority: &Authority) -> Result<Sender, UpstreamError> {
+        let address = match authority.port() {
+            Some(_) => authority.as_str().to_owned(),
+            None => format!("{}:80", authority.as_str()),
+        };
+        let connecting = tokio::net::TcpStream::connect(address);
+        let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => return Err(UpstreamError::Connect { authority: authority.clone(), source }),
+            Err(_) => {
+                return Err(UpstreamError::ConnectTimeout {
+                    authority: authority.clone(),
+                    timeout: self.connect_timeout,
+                });
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.with_upgrades().await {
+                tracing::debug!(error = %err, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+impl Pool {
+    /// The most recently used idle connection to `authority` that is still open.
+    fn checkout(&self, authority: &Authority) -> Option<Sender> {
+        let mut idle = self.idle.lock().expect("pool lock");
+        let list = idle.get_mut(authority)?;
+        while let Some(Idle { sender, since }) = list.pop() {
+            if !sender.is_closed() && since.elapsed() < self.idle_timeout {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, authority: &Authority, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().expect("pool lock");
+        let list = idle.entry(authority.clone()).or_default();
+        let idle_timeout = self.idle_timeout;
+        list.retain(|idle| !idle.sender.is_closed() && idle.since.elapsed() < idle_timeout);
+        if list.len() < self.max_idle_per_upstream {
+            list.push(Idle { sender, since: Instant::now() });
+        }
+    }
+
+    /// The response, with its connection going back to the pool when the body ends.
+    /// A `101 Switching Protocols` connection becomes a tunnel, never pooled.
+    fn lease(
+        self: Arc<Self>,
+        authority: &Authority,
+        sender: Sender,
+        response: Response<Incoming>,
+    ) -> Response<PooledBody> {
+        let (parts, body) = response.into_parts();
+        let lease = (parts.status != StatusCode::SWITCHING_PROTOCOLS).then(|| Lease {
+            pool: self,
+            authority: authority.clone(),
+            sender,
+        });
+        let mut pooled = PooledBody { body, lease };
+        if pooled.body.is_end_stream() {
+            pooled.release();
+        }
+        Response::from_parts(parts, pooled)
+    }
+}
+
+struct Lease {
+    pool: Arc<Pool>,
+    authority: Authority,
+    sender: Sender,
+}
+
+/// An upstream response body that returns its connection to the pool once read to
+/// the end. Dropped before that, the connection is dropped with it.
+pub struct PooledBody {
+    body: Incoming,
+    lease: Option<Lease>,
+}
+
+impl PooledBody {
+    fn release(&mut self) {
+        if let Some(Lease { pool, authority, sender }) = self.lease.take() {
+            pool.checkin(&authority, sender);
+        }
+    }
+}
+
+impl Body for PooledBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        match &frame {
+            // The server may stop polling after the last frame (it knows the length).
+            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.release(),
+            Poll::Ready(None) => this.release(),
+            Poll::Ready(Some(Err(_))) => this.lease = None,
+            _ => {}
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }

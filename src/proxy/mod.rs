@@ -88,7 +88,7 @@ impl Proxy {
         parts.version = Version::HTTP_11;
 
         let (body, body_sent) = RequestBody::new(IdleTimeout::new(body, self.timeouts.idle_timeout));
-        let exchange = self.client.request(Request::from_parts(parts, body));
+        let exchange = self.client.send(&route.target.authority, Request::from_parts(parts, body));
         tokio::pin!(exchange);
         // While the request body streams, only the idle timeout applies; the response
         // timeout measures the upstream, from the moment it has the whole request.
@@ -120,7 +120,7 @@ impl Proxy {
     /// asked for; anything else is a bad gateway, not a tunnel.
     fn switch_protocols(
         &self,
-        mut response: Response<Incoming>,
+        mut response: Response<client::PooledBody>,
         requested: Option<(hyper::upgrade::OnUpgrade, HeaderValue)>,
         request_id: &HeaderValue,
     ) -> Result<Response<ProxyBody>, GatewayError> {
@@ -145,9 +145,14 @@ impl Proxy {
 
     /// Sorts a client error by cause: the client's own body (stalled or aborted), a
     /// connect timeout, a refused connection, or a broken exchange.
-    fn classify(&self, err: hyper_util::client::legacy::Error) -> GatewayError {
+    fn classify(&self, err: client::UpstreamError) -> GatewayError {
+        let exchange = match err {
+            client::UpstreamError::ConnectTimeout { timeout, .. } => return GatewayError::UpstreamTimeout(timeout),
+            client::UpstreamError::Connect { .. } => return GatewayError::UpstreamUnreachable(Box::new(err)),
+            client::UpstreamError::Exchange(exchange) => exchange,
+        };
         let chain: Vec<&(dyn std::error::Error + 'static)> =
-            std::iter::successors(std::error::Error::source(&err), |e| e.source()).collect();
+            std::iter::successors(Some(&exchange as &(dyn std::error::Error + 'static)), |e| e.source()).collect();
         if let Some(idle) = chain.iter().find_map(|e| e.downcast_ref::<IdleTimeoutError>()) {
             return GatewayError::ClientBodyTimeout(idle.0);
         }
@@ -158,10 +163,8 @@ impl Proxy {
             .iter()
             .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut));
         if timed_out {
-            return GatewayError::UpstreamTimeout(self.timeouts.connect_timeout);
+            return GatewayError::UpstreamTimeout(self.timeouts.response_timeout);
         }
-        let connect = err.is_connect();
-        let boxed: BoxError = Box::new(err);
-        if connect { GatewayError::UpstreamUnreachable(boxed) } else { GatewayError::UpstreamFailed(boxed) }
+        GatewayError::UpstreamFailed(Box::new(exchange) as BoxError)
     }
 }

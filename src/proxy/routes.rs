@@ -72,11 +72,8 @@ impl Route {
             target.push('?');
             target.push_str(query);
         }
-        Uri::builder()
-            .scheme(self.target.scheme.clone())
-            .authority(self.target.authority.clone())
-            .path_and_query(PathAndQuery::try_from(target)?)
-            .build()
+        // Origin form: the connection already goes to `target.authority`.
+        Ok(Uri::from(PathAndQuery::try_from(target)?))
     }
 }
 
@@ -171,11 +168,11 @@ mod tests {
     fn rewrites_path_with_strip_and_base_path() {
         let uri: Uri = "/api/users?page=2".parse().unwrap();
         let keep = Route::new_for_test(&route("/api/", "http://127.0.0.1:3000", false));
-        assert_eq!(keep.upstream_uri(&uri).unwrap(), "http://127.0.0.1:3000/api/users?page=2");
+        assert_eq!(keep.upstream_uri(&uri).unwrap(), "/api/users?page=2");
         let strip = Route::new_for_test(&route("/api/", "http://127.0.0.1:3000", true));
-        assert_eq!(strip.upstream_uri(&uri).unwrap(), "http://127.0.0.1:3000/users?page=2");
+        assert_eq!(strip.upstream_uri(&uri).unwrap(), "/users?page=2");
         let based = Route::new_for_test(&route("/api", "http://127.0.0.1:3000/v1/", true));
-        assert_eq!(based.upstream_uri(&uri).unwrap(), "http://127.0.0.1:3000/v1/users?page=2");
-        assert_eq!(based.upstream_uri(&"/api".parse().unwrap()).unwrap(), "http://127.0.0.1:3000/v1/");
+        assert_eq!(based.upstream_uri(&uri).unwrap(), "/v1/users?page=2");
+        assert_eq!(based.upstream_uri(&"/api".parse().unwrap()).unwrap(), "/v1/");
     }
 }

@@ -1,0 +1,70 @@
+//! The per-worker upstream pool: keep-alive connections are reused, and a connection
+//! the upstream closed while it sat idle is never used again.
+
+mod common;
+
+use common::{ConfigBuilder, get};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A raw HTTP/1.1 upstream: answers `ok` to each request on a connection, keeps the
+/// connection open for `linger` after each answer (without announcing a close), then
+/// closes it. Counts the connections it accepted.
+async fn upstream(linger: Duration) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buffer = vec![0; 16 * 1024];
+                let mut head = Vec::new();
+                loop {
+                    let read = tokio::time::timeout(linger, stream.read(&mut buffer)).await;
+                    let Ok(Ok(n)) = read else { return }; // idle for `linger`: close silently
+                    if n == 0 {
+                        return;
+                    }
+                    head.extend_from_slice(&buffer[..n]);
+                    // Requests here are GETs without a body: one per blank line.
+                    while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                        head.drain(..end + 4);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn keep_alive_connections_to_the_upstream_are_reused() {
+    let (addr, accepted) = upstream(Duration::from_secs(30)).await;
+    let gateway = ConfigBuilder::new().server("workers = 1").route("/", addr).start().await;
+    for i in 0..20 {
+        let reply = get(&gateway.url(&format!("/item/{i}")), &[]).await;
+        assert_eq!((reply.status.as_u16(), reply.text().as_str()), (200, "ok"), "request {i}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "20 requests one after the other share one connection");
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closed_while_idle_is_replaced() {
+    let (addr, accepted) = upstream(Duration::from_millis(50)).await;
+    let gateway = ConfigBuilder::new().server("workers = 1").route("/", addr).start().await;
+    for i in 0..5 {
+        let reply = get(&gateway.url("/"), &[]).await;
+        assert_eq!((reply.status.as_u16(), reply.text().as_str()), (200, "ok"), "request {i} after an upstream close");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 5, "each request after an idle close needed a new connection");
+}
