@@ -127,27 +127,39 @@ impl UpstreamClient {
 impl Pool {
     /// The most recently used idle connection to `authority` that is still open.
     fn checkout(&self, authority: &Authority) -> Option<Sender> {
+        let now = Instant::now();
         let mut idle = self.idle.lock().expect("pool lock");
         let list = idle.get_mut(authority)?;
-        while let Some(Idle { sender, since }) = list.pop() {
-            if !sender.is_closed() && since.elapsed() < self.idle_timeout {
-                return Some(sender);
+        while let Some(idle) = list.pop() {
+            if self.usable(&idle, now) {
+                return Some(idle.sender);
             }
         }
         None
     }
 
+    /// Puts a connection back. Each list is in the order connections came back (the
+    /// oldest first), so the expired ones are a prefix, dropped here without looking
+    /// at the others; closed ones are dropped when popped, or here when the list is full.
     fn checkin(&self, authority: &Authority, sender: Sender) {
         if sender.is_closed() {
             return;
         }
+        let now = Instant::now();
         let mut idle = self.idle.lock().expect("pool lock");
         let list = idle.entry(authority.clone()).or_default();
-        let idle_timeout = self.idle_timeout;
-        list.retain(|idle| !idle.sender.is_closed() && idle.since.elapsed() < idle_timeout);
-        if list.len() < self.max_idle_per_upstream {
-            list.push(Idle { sender, since: Instant::now() });
+        let expired = list.partition_point(|idle| now.duration_since(idle.since) >= self.idle_timeout);
+        list.drain(..expired);
+        if list.len() >= self.max_idle_per_upstream {
+            list.retain(|idle| self.usable(idle, now));
         }
+        if list.len() < self.max_idle_per_upstream {
+            list.push(Idle { sender, since: now });
+        }
+    }
+
+    fn usable(&self, idle: &Idle, now: Instant) -> bool {
+        !idle.sender.is_closed() && now.duration_since(idle.since) < self.idle_timeout
     }
 
     /// The response, with its connection going back to the pool when the body ends.
