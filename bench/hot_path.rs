@@ -60,11 +60,11 @@ fn main() {
         for i in 0..iterations {
             let mut headers = requests[i as usize % requests.len()].clone();
             auth.identity.strip(&mut headers, "request-id");
-            let session = auth.session(&headers, now).expect("the session opens");
-            let identity = session.identity();
-            policy::check(&policy, &identity).expect("the policy admits alice");
-            auth.identity.set(&mut headers, &identity);
-            auth.jar.strip_from(&mut headers);
+            let (session, upstream_cookies) = auth.inspect_cookies(&headers, now, true);
+            let session = session.expect("the session opens");
+            policy::check(&policy, &session.identity()).expect("the policy admits alice");
+            auth.identity.set_for_session(&mut headers, &session);
+            upstream_cookies.apply(&mut headers);
             black_box(headers);
         }
         let per_request = started.elapsed() / u32::try_from(iterations).unwrap();
@@ -95,6 +95,7 @@ fn browser_request(auth: &Auth, now: u64, index: usize) -> HeaderMap {
         id_token: None,
         access_expires_at: now + 3600,
         expires_at: now + 12 * 3600,
+        identity_headers: Default::default(),
     };
     let mut set = HeaderMap::new();
     assert!(session.write(&HeaderMap::new(), &mut set, &auth.jar, &auth.sealer, now));

@@ -13,6 +13,7 @@ use crate::metrics::{Metrics, NO_ROUTE, RouteMetrics};
 use crate::proxy::Proxy;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::path;
+use crate::proxy::peer::Peer;
 use crate::proxy::routes::Route;
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::respond;
@@ -22,7 +23,6 @@ use http::{Method, Request, Response, Uri};
 use hyper::body::Incoming;
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -55,7 +55,7 @@ impl Gateway {
     pub async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
-        peer: SocketAddr,
+        peer: Arc<Peer>,
     ) -> Result<Response<ProxyBody>, Infallible> {
         let started = Instant::now();
         let request_id = request_id::for_request(request.headers());
@@ -77,7 +77,7 @@ impl Gateway {
             Ok(Box::pin(auth::handle(auth, request, id)).await)
         } else {
             match route {
-                Some(route) => self.authenticate_and_forward(route, request, peer, &request_id).await,
+                Some(route) => self.authenticate_and_forward(route, request, &peer, &request_id).await,
                 None => Err(GatewayError::NoRoute),
             }
         };
@@ -105,7 +105,7 @@ impl Gateway {
                 status = response.status().as_u16(),
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
                 request_id = id,
-                client = %peer.ip(),
+                client = %peer.addr.ip(),
                 "request"
             );
         }
@@ -121,16 +121,16 @@ impl Gateway {
         &self,
         route: &Route,
         mut request: Request<Incoming>,
-        peer: SocketAddr,
+        peer: &Peer,
         request_id: &HeaderValue,
     ) -> Result<Response<ProxyBody>, GatewayError> {
         if let Some(auth) = &self.auth {
             let id = request_id.to_str().unwrap_or_default();
             auth.identity.strip(request.headers_mut(), id);
             let mut cookies = HeaderMap::new();
+            let now = auth::now_secs();
+            let (session, upstream_cookies) = auth.inspect_cookies(request.headers(), now, !route.public);
             if !route.public {
-                let now = auth::now_secs();
-                let session = auth.session(request.headers(), now);
                 let session = match session {
                     Some(session) => self.fresh(auth, session, request.headers(), &mut cookies, now, id).await,
                     None => Freshness::Missing,
@@ -143,9 +143,8 @@ impl Gateway {
                         if forged {
                             return Err(GatewayError::CrossSiteRequest);
                         }
-                        let identity = session.identity();
-                        policy::check(&route.policy, &identity).map_err(GatewayError::Forbidden)?;
-                        auth.identity.set(request.headers_mut(), &identity);
+                        policy::check(&route.policy, &session.identity()).map_err(GatewayError::Forbidden)?;
+                        auth.identity.set_for_session(request.headers_mut(), &session);
                     }
                     Freshness::ProviderDown => return Err(GatewayError::ProviderUnavailable),
                     Freshness::Missing | Freshness::Ended
@@ -165,7 +164,7 @@ impl Gateway {
                     }
                 }
             }
-            auth.jar.strip_from(request.headers_mut());
+            upstream_cookies.apply(request.headers_mut());
             let mut response = self.proxy.forward(route, request, peer, request_id).await?;
             auth.jar.strip_set_cookies(response.headers_mut(), id);
             // New session cookies from a refresh travel on this same response.

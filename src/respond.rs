@@ -5,16 +5,19 @@
 use crate::error::{ErrorSource, GatewayError};
 use crate::proxy::body::{self, ProxyBody};
 use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Response};
 
 /// Whether the caller is a browser navigation (wants a page) rather than fetch/XHR or
 /// an API client (wants JSON). `Sec-Fetch-Mode: navigate` is authoritative where sent;
 /// otherwise an `Accept` that names `text/html` means a page.
 pub fn wants_html(headers: &HeaderMap) -> bool {
-    if let Some(mode) = headers.get("sec-fetch-mode") {
+    // Named once: a `&str` name is parsed and validated again on every lookup.
+    static SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
+    static X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with");
+    if let Some(mode) = headers.get(&SEC_FETCH_MODE) {
         return mode.as_bytes() == b"navigate";
     }
-    if headers.get("x-requested-with").is_some() {
+    if headers.contains_key(&X_REQUESTED_WITH) {
         return false;
     }
     headers.get_all(ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|accept| accept.contains("text/html"))

@@ -11,6 +11,7 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
+use crate::proxy::peer::Peer;
 use crate::shutdown::ShutdownSignals;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -104,6 +105,8 @@ impl Worker {
         let mut connections = tokio::task::JoinSet::new();
         let mut shutdown = self.shutdown.clone();
         tokio::spawn(keep_time_driver_armed());
+        // The hard stop is watched here, for all of this worker's connections at once,
+        // not by each connection (that would poll it on every wake of every request).
         loop {
             tokio::select! {
                 accepted = incoming.recv() => match accepted {
@@ -111,6 +114,10 @@ impl Worker {
                     None => break,
                 },
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                () = shutdown.hard_stop() => {
+                    connections.abort_all();
+                    break;
+                }
             }
         }
         // No new connections: let the current ones finish, unless the drain deadline passes.
@@ -136,21 +143,34 @@ impl Worker {
             }
         };
         let gateway = gateway.clone();
-        let service = hyper::service::service_fn(move |request| gateway.clone().handle(request, peer));
+        let peer = Arc::new(Peer::new(peer));
+        let service = hyper::service::service_fn(move |request| gateway.clone().handle(request, peer.clone()));
         let connection =
             watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned());
-        let open_connections = self.metrics.open_connections.clone();
-        let mut shutdown = self.shutdown.clone();
-        open_connections.inc();
+        let open = OpenConnection::counted(self.metrics.open_connections.clone());
         connections.spawn(async move {
-            tokio::select! {
-                result = connection => if let Err(err) = result {
-                    tracing::debug!(error = %err, "connection ended with an error");
-                },
-                () = shutdown.hard_stop() => {}
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection ended with an error");
             }
-            open_connections.dec();
+            drop(open);
         });
+    }
+}
+
+/// Counts a connection in the open-connections gauge until dropped: when it ends, or
+/// when the hard stop aborts its task.
+struct OpenConnection(prometheus_client::metrics::gauge::Gauge);
+
+impl OpenConnection {
+    fn counted(gauge: prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

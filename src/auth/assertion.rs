@@ -21,7 +21,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use http::HeaderValue;
 use serde_json::{Value, json};
 use std::cell::RefCell;
-use std::collections::HashMap;
+// Fx: looked up on every request; the keys (instance numbers, session ids) are not
+// the client's choice.
+use rustc_hash::FxHashMap;
 
 pub const AUDIENCE: &str = "portcullis-upstream";
 const LIFETIME_SECS: u64 = 60;
@@ -54,7 +56,7 @@ struct Cached {
 
 thread_local! {
     /// Per worker thread, so requests never wait on each other: instance → key → entry.
-    static CACHE: RefCell<HashMap<u64, HashMap<String, Cached>>> = RefCell::new(HashMap::new());
+    static CACHE: RefCell<FxHashMap<u64, FxHashMap<String, Cached>>> = RefCell::new(FxHashMap::default());
 }
 
 impl Assertions {

@@ -46,15 +46,19 @@ impl CookieJar {
     /// Removes the gateway's cookies from the request's `Cookie` header, so the
     /// upstream never sees session or login state.
     pub fn strip_from(&self, headers: &mut HeaderMap) {
-        if !headers.contains_key(COOKIE) {
-            return;
-        }
-        let pairs = read(headers);
+        let upstream = self.for_upstream(&read(headers));
+        upstream.apply(headers);
+    }
+
+    /// What the upstream may see of a request's cookies (`pairs`, from [`read`]):
+    /// every cookie but the gateway's. Two steps, so a caller that reads the cookies
+    /// for the session too reads them once.
+    pub fn for_upstream(&self, pairs: &[(&str, &str)]) -> UpstreamCookies {
         if !pairs.iter().any(|(name, _)| self.is_ours(name)) {
-            return;
+            return UpstreamCookies::AsSent;
         }
         let mut kept = String::new();
-        for (name, value) in pairs.into_iter().filter(|(name, _)| !self.is_ours(name)) {
+        for (name, value) in pairs.iter().filter(|(name, _)| !self.is_ours(name)) {
             if !kept.is_empty() {
                 kept.push_str("; ");
             }
@@ -62,11 +66,25 @@ impl CookieJar {
             kept.push('=');
             kept.push_str(value);
         }
-        headers.remove(COOKIE);
-        if !kept.is_empty()
-            && let Ok(value) = HeaderValue::from_str(&kept)
-        {
-            headers.insert(COOKIE, value);
+        UpstreamCookies::Only(HeaderValue::from_str(&kept).ok().filter(|_| !kept.is_empty()))
+    }
+}
+
+/// The `Cookie` header the upstream gets ([`CookieJar::for_upstream`]).
+pub enum UpstreamCookies {
+    /// None of the gateway's cookies were sent: the header passes as it is.
+    AsSent,
+    /// The other cookies, if any.
+    Only(Option<HeaderValue>),
+}
+
+impl UpstreamCookies {
+    pub fn apply(self, headers: &mut HeaderMap) {
+        if let Self::Only(kept) = self {
+            match kept {
+                Some(kept) => headers.insert(COOKIE, kept),
+                None => headers.remove(COOKIE),
+            };
         }
     }
 }

@@ -170,6 +170,7 @@ async fn callback(
         id_token: (auth.config.provider.kind == ProviderKind::Oidc).then_some(id_token),
         access_expires_at: now + tokens.expires_in().map_or(3600, |d| d.as_secs()),
         expires_at: now + auth.config.session.lifetime.as_secs(),
+        identity_headers: Default::default(),
     };
     update_from_claims(auth, &mut session, &claims);
     if !session.write(headers, &mut cookies, &auth.jar, &auth.sealer, now) {

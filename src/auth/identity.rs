@@ -9,6 +9,7 @@ use super::session::Session;
 use crate::config::IdentityConfig;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use std::sync::OnceLock;
 
 pub struct IdentityHeaders {
     names: [HeaderName; 5],
@@ -35,32 +36,51 @@ impl IdentityHeaders {
     /// Spellings with `_` for `-` go too: CGI, WSGI, Rack and PHP turn both into the
     /// same variable (`HTTP_X_USER_ID`), so `x_user_id` would pass for `x-user-id`.
     pub fn strip(&self, headers: &mut HeaderMap, request_id: &str) -> bool {
-        let mut spoofed = false;
-        for name in &self.names {
-            if headers.remove(name).is_some() {
-                spoofed = true;
-                tracing::warn!(request_id, header = %name, "removed an identity header sent by the client");
-            }
+        // One pass over the names the request has, not a lookup per name we own.
+        let is_ours = |name: &HeaderName| {
+            self.names.contains(name)
+                || (name.as_str().contains('_') && self.names.iter().any(|own| same_for_cgi(name, own)))
+        };
+        if !headers.keys().any(is_ours) {
+            return false;
         }
-        let disguised: Vec<HeaderName> = headers
-            .keys()
-            .filter(|name| name.as_str().contains('_') && self.names.iter().any(|own| same_for_cgi(name, own)))
-            .cloned()
-            .collect();
-        for name in disguised {
-            headers.remove(&name);
-            spoofed = true;
+        let spoofed: Vec<HeaderName> = headers.keys().filter(|name| is_ours(name)).cloned().collect();
+        for name in spoofed {
             tracing::warn!(request_id, header = %name, "removed an identity header sent by the client");
+            headers.remove(name);
         }
-        spoofed
+        true
     }
 
+    /// Sets the identity headers of `who` (a Bearer token's identity).
     pub fn set(&self, headers: &mut HeaderMap, who: &Identity<'_>) {
-        let [user_id, username, email, groups, assertion] = &self.names;
+        for (name, value) in self.values(who) {
+            headers.insert(name, value);
+        }
+        self.set_assertion(headers, who);
+    }
+
+    /// Sets the identity headers of a session. Its values are built on the first
+    /// request and kept with the opened session, which the worker reuses for the
+    /// session's next requests (`opened.rs`).
+    pub fn set_for_session(&self, headers: &mut HeaderMap, session: &Session) {
+        let who = session.identity();
+        let values = session.identity_headers.0.get_or_init(|| self.values(&who).into_boxed_slice());
+        for (name, value) in values.iter() {
+            headers.insert(name.clone(), value.clone());
+        }
+        self.set_assertion(headers, &who);
+    }
+
+    /// The headers that depend only on who it is: all but the assertion, which is
+    /// re-signed as it ages.
+    fn values(&self, who: &Identity<'_>) -> Vec<(HeaderName, HeaderValue)> {
+        let [user_id, username, email, groups, _] = &self.names;
+        let mut values = Vec::with_capacity(5);
         let mut put = |name: &HeaderName, value: &str| {
             // Claims are text from the provider; anything a header cannot carry is left out.
             if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
-                headers.insert(name.clone(), value);
+                values.push((name.clone(), value));
             }
         };
         put(user_id, who.sub);
@@ -73,15 +93,30 @@ impl IdentityHeaders {
         if !who.groups.is_empty() {
             put(groups, &who.groups.join(","));
         }
-        if let Some(value) = self.assertions.header_value(who, super::now_secs()) {
-            headers.insert(assertion.clone(), value);
-        }
         if self.pass_access_token
             && let Some(token) = who.access_token
             && let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {token}"))
         {
-            headers.insert(AUTHORIZATION, bearer);
+            values.push((AUTHORIZATION, bearer));
         }
+        values
+    }
+
+    fn set_assertion(&self, headers: &mut HeaderMap, who: &Identity<'_>) {
+        if let Some(value) = self.assertions.header_value(who, super::now_secs()) {
+            headers.insert(self.names[4].clone(), value);
+        }
+    }
+}
+
+/// A session's identity headers once built ([`IdentityHeaders::set_for_session`]).
+#[derive(Debug, Default)]
+pub struct IdentityValues(OnceLock<Box<[(HeaderName, HeaderValue)]>>);
+
+impl Clone for IdentityValues {
+    /// Empty: a copy is made to be changed (a refresh), and builds its own.
+    fn clone(&self) -> Self {
+        Self::default()
     }
 }
 

@@ -109,10 +109,28 @@ impl Auth {
 
     /// The request's session: it opens, has not ended, and was not signed out here.
     pub fn session(&self, headers: &http::HeaderMap, now: u64) -> Option<Arc<session::Session>> {
+        self.session_among(&cookies::read(headers), now)
+    }
+
+    /// [`Auth::session`] among cookies already read ([`cookies::read`]).
+    pub fn session_among(&self, pairs: &[(&str, &str)], now: u64) -> Option<Arc<session::Session>> {
         use session::Session;
-        let sealed = Session::sealed(headers, &self.jar)?;
+        let sealed = Session::sealed(pairs, &self.jar)?;
         let session = self.opened.get_or_open(&sealed, |sealed| Session::open(sealed, &self.jar, &self.sealer))?;
         (session.is_live(now) && !self.signed_out.contains(&session.sid, now)).then_some(session)
+    }
+
+    /// A proxied request's cookies, read once: its session (when `protected`) and
+    /// what the upstream may see of them.
+    pub fn inspect_cookies(
+        &self,
+        headers: &http::HeaderMap,
+        now: u64,
+        protected: bool,
+    ) -> (Option<Arc<session::Session>>, cookies::UpstreamCookies) {
+        let pairs = cookies::read(headers);
+        let session = if protected { self.session_among(&pairs, now) } else { None };
+        (session, self.jar.for_upstream(&pairs))
     }
 
     pub fn provider(&self) -> Option<&Arc<Provider>> {

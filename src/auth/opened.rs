@@ -14,7 +14,9 @@
 
 use super::session::Session;
 use std::cell::RefCell;
-use std::collections::HashMap;
+// Fx: looked up on every request; the keys (instance numbers, session ids) are not
+// the client's choice.
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 /// Slots per worker thread and gateway; each holds one sealed value (~4 KB for a
@@ -25,7 +27,7 @@ type Slot = Option<(Box<str>, Arc<Session>)>;
 
 thread_local! {
     /// Gateway instance → slots.
-    static SLOTS_BY_INSTANCE: RefCell<HashMap<u64, Vec<Slot>>> = RefCell::new(HashMap::new());
+    static SLOTS_BY_INSTANCE: RefCell<FxHashMap<u64, Vec<Slot>>> = RefCell::new(FxHashMap::default());
 }
 
 pub struct OpenedSessions {

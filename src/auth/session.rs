@@ -5,6 +5,7 @@
 //! (not Cognito), which keeps a Cognito session at two cookies.
 
 use super::cookies::{self, CookieJar};
+use super::identity::IdentityValues;
 use crate::session::chunks;
 use crate::session::seal::Sealer;
 use http::HeaderMap;
@@ -30,6 +31,9 @@ pub struct Session {
     pub access_expires_at: u64,
     /// Absolute end of the session.
     pub expires_at: u64,
+    /// Its identity headers, built on first use (not sealed).
+    #[serde(skip)]
+    pub identity_headers: IdentityValues,
 }
 
 /// Claims that describe the token rather than the user: not copied into `profile`.
@@ -59,10 +63,10 @@ impl Session {
             .collect()
     }
 
-    /// The sealed session value the request's cookies carry, in pieces (its chunks).
-    pub fn sealed<'a>(headers: &'a HeaderMap, jar: &CookieJar) -> Option<Vec<&'a str>> {
-        let all = cookies::read(headers);
-        chunks::parts(jar.session_name(), |name| all.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))
+    /// The sealed session value among a request's cookies (`pairs`, from
+    /// [`cookies::read`]), in pieces (its chunks).
+    pub fn sealed<'a>(pairs: &[(&str, &'a str)], jar: &CookieJar) -> Option<Vec<&'a str>> {
+        chunks::parts(jar.session_name(), |name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))
     }
 
     /// The session sealed in `sealed`, if it opens under the gateway's keys. Whether

@@ -3,7 +3,8 @@
 //! Built on hyper's client connections instead of hyper-util's pooled client, which
 //! for every request clones and rebuilds the URI, hashes a pool key under its lock and
 //! spawns a task that puts the connection back. A worker owns its pool (`workers.rs`):
-//! a short list of idle connections per upstream, behind a lock no other thread takes.
+//! a short list of idle connections per upstream, found by the upstream's index in the
+//! route table (no hashing), behind a lock no other thread takes.
 //!
 //! A connection goes back to the pool once its response body has been read to the end
 //! ([`PooledBody`]); one whose response was not read to the end, that switched
@@ -20,7 +21,6 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -46,7 +46,8 @@ pub struct UpstreamClient {
 }
 
 struct Pool {
-    idle: Mutex<HashMap<Authority, Vec<Idle>>>,
+    /// Idle connections, one list per upstream (`Route::upstream`).
+    idle: Box<[Mutex<Vec<Idle>>]>,
     idle_timeout: Duration,
     max_idle_per_upstream: usize,
 }
@@ -56,10 +57,11 @@ struct Idle {
     since: Instant,
 }
 
-pub fn build(config: &UpstreamConfig) -> UpstreamClient {
+/// A client for `upstreams` distinct upstreams, numbered from 0.
+pub fn build(config: &UpstreamConfig, upstreams: usize) -> UpstreamClient {
     UpstreamClient {
         pool: Arc::new(Pool {
-            idle: Mutex::new(HashMap::new()),
+            idle: (0..upstreams).map(|_| Mutex::new(Vec::new())).collect(),
             idle_timeout: config.pool_idle_timeout,
             max_idle_per_upstream: config.pool_max_idle_per_host,
         }),
@@ -68,15 +70,16 @@ pub fn build(config: &UpstreamConfig) -> UpstreamClient {
 }
 
 impl UpstreamClient {
-    /// Sends `request` (origin-form URI, `Host` set) to `authority` on a pooled
-    /// connection, or a new one.
+    /// Sends `request` (origin-form URI, `Host` set) to `authority`, upstream number
+    /// `upstream`, on a pooled connection, or a new one.
     pub async fn send(
         &self,
+        upstream: usize,
         authority: &Authority,
         mut request: Request<RequestBodyOf>,
     ) -> Result<Response<PooledBody>, UpstreamError> {
         loop {
-            let (mut sender, reused) = match self.pool.checkout(authority) {
+            let (mut sender, reused) = match self.pool.checkout(upstream) {
                 Some(sender) => (sender, true),
                 None => (self.connect(authority).await?, false),
             };
@@ -88,7 +91,7 @@ impl UpstreamClient {
                 return Err(err.into());
             }
             match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.pool.clone().lease(authority, sender, response)),
+                Ok(response) => return Ok(self.pool.clone().lease(upstream, sender, response)),
                 Err(mut err) => match err.take_message() {
                     Some(unsent) if reused => request = unsent,
                     _ => return Err(err.into_error().into()),
@@ -125,11 +128,10 @@ impl UpstreamClient {
 }
 
 impl Pool {
-    /// The most recently used idle connection to `authority` that is still open.
-    fn checkout(&self, authority: &Authority) -> Option<Sender> {
+    /// The most recently used idle connection to `upstream` that is still open.
+    fn checkout(&self, upstream: usize) -> Option<Sender> {
         let now = Instant::now();
-        let mut idle = self.idle.lock().expect("pool lock");
-        let list = idle.get_mut(authority)?;
+        let mut list = self.idle[upstream].lock().expect("pool lock");
         while let Some(idle) = list.pop() {
             if self.usable(&idle, now) {
                 return Some(idle.sender);
@@ -141,13 +143,12 @@ impl Pool {
     /// Puts a connection back. Each list is in the order connections came back (the
     /// oldest first), so the expired ones are a prefix, dropped here without looking
     /// at the others; closed ones are dropped when popped, or here when the list is full.
-    fn checkin(&self, authority: &Authority, sender: Sender) {
+    fn checkin(&self, upstream: usize, sender: Sender) {
         if sender.is_closed() {
             return;
         }
         let now = Instant::now();
-        let mut idle = self.idle.lock().expect("pool lock");
-        let list = idle.entry(authority.clone()).or_default();
+        let mut list = self.idle[upstream].lock().expect("pool lock");
         let expired = list.partition_point(|idle| now.duration_since(idle.since) >= self.idle_timeout);
         list.drain(..expired);
         if list.len() >= self.max_idle_per_upstream {
@@ -164,18 +165,9 @@ impl Pool {
 
     /// The response, with its connection going back to the pool when the body ends.
     /// A `101 Switching Protocols` connection becomes a tunnel, never pooled.
-    fn lease(
-        self: Arc<Self>,
-        authority: &Authority,
-        sender: Sender,
-        response: Response<Incoming>,
-    ) -> Response<PooledBody> {
+    fn lease(self: Arc<Self>, upstream: usize, sender: Sender, response: Response<Incoming>) -> Response<PooledBody> {
         let (parts, body) = response.into_parts();
-        let lease = (parts.status != StatusCode::SWITCHING_PROTOCOLS).then(|| Lease {
-            pool: self,
-            authority: authority.clone(),
-            sender,
-        });
+        let lease = (parts.status != StatusCode::SWITCHING_PROTOCOLS).then_some(Lease { pool: self, upstream, sender });
         let mut pooled = PooledBody { body, lease };
         if pooled.body.is_end_stream() {
             pooled.release();
@@ -186,7 +178,7 @@ impl Pool {
 
 struct Lease {
     pool: Arc<Pool>,
-    authority: Authority,
+    upstream: usize,
     sender: Sender,
 }
 
@@ -199,8 +191,8 @@ pub struct PooledBody {
 
 impl PooledBody {
     fn release(&mut self) {
-        if let Some(Lease { pool, authority, sender }) = self.lease.take() {
-            pool.checkin(&authority, sender);
+        if let Some(Lease { pool, upstream, sender }) = self.lease.take() {
+            pool.checkin(upstream, sender);
         }
     }
 }

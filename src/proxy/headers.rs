@@ -10,26 +10,47 @@
 //!    standard `Forwarded` header follows the same rule.
 
 use http::HeaderMap;
-use http::header::{CONNECTION, COOKIE, FORWARDED, HeaderName, HeaderValue, TE, TRANSFER_ENCODING, UPGRADE};
-use std::net::IpAddr;
+use http::header::{CONNECTION, COOKIE, HeaderName, HeaderValue, UPGRADE};
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-static FIXED_HOP_BY_HOP: [HeaderName; 8] = [
-    CONNECTION,
-    HeaderName::from_static("proxy-connection"),
-    HeaderName::from_static("keep-alive"),
-    TE,
-    TRANSFER_ENCODING,
-    UPGRADE,
-    HeaderName::from_static("proxy-authorization"),
-    HeaderName::from_static("proxy-authenticate"),
-];
+/// The hop-by-hop headers that are always removed, named or not in `Connection`.
+fn is_fixed_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "proxy-connection"
+            | "keep-alive"
+            | "te"
+            | "transfer-encoding"
+            | "upgrade"
+            | "proxy-authorization"
+            | "proxy-authenticate"
+    )
+}
+
+/// Removes every header whose name `unwanted` picks. One pass over the names a message
+/// has (a handful), instead of one hashed lookup for each name it might have.
+pub fn remove_where(headers: &mut HeaderMap, unwanted: impl Fn(&HeaderName) -> bool) {
+    if !headers.keys().any(&unwanted) {
+        return;
+    }
+    let found: Vec<HeaderName> = headers.keys().filter(|name| unwanted(name)).cloned().collect();
+    for name in found {
+        headers.remove(name);
+    }
+}
 
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(CONNECTION) {
+    // `Connection: keep-alive` (or `close`) is what nearly every message says; those
+    // tokens name nothing beyond the fixed list, so only other tokens are looked up.
+    let names_others = |value: &HeaderValue| {
+        let value = value.as_bytes();
+        !(value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"close"))
+    };
+    if headers.get_all(CONNECTION).iter().any(names_others) {
         let named: Vec<HeaderName> = headers
             .get_all(CONNECTION)
             .iter()
@@ -41,9 +62,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in &FIXED_HOP_BY_HOP {
-        headers.remove(name);
-    }
+    remove_where(headers, is_fixed_hop_by_hop);
 }
 
 /// The protocol a client asks to switch to (`Connection: upgrade` + `Upgrade: x`).
@@ -68,14 +87,15 @@ pub fn set_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
 
 /// Who called, as the upstream should see it.
 pub struct ClientFacts<'a> {
-    pub ip: IpAddr,
+    /// The client's IP, as a header value ([`super::peer::Peer::ip_header`]).
+    pub ip: &'a HeaderValue,
     /// The `Host` (or HTTP/2 `:authority`) the client addressed.
     pub host: Option<&'a HeaderValue>,
     pub proto: &'static str,
 }
 
 pub fn set_forwarded(headers: &mut HeaderMap, client: &ClientFacts<'_>, trust_incoming: bool) {
-    let ip = HeaderValue::from_str(&client.ip.to_string()).expect("an IP is a valid header value");
+    let ip = client.ip.clone();
     let chain = trust_incoming.then(|| joined(headers, &X_FORWARDED_FOR)).flatten();
     let xff = match chain {
         Some(mut chain) => {
@@ -97,24 +117,26 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: &ClientFacts<'_>, trust_in
         };
     }
     if !trust_incoming {
-        headers.remove(FORWARDED);
-        for name in &OTHER_CLIENT_ADDRESS_HEADERS {
-            headers.remove(name);
-        }
+        remove_where(headers, is_other_client_address_header);
     }
 }
 
-/// Other names proxies use for the client's address or the original URL; a client can
-/// send them too, so they are removed unless incoming forwarding headers are trusted.
-static OTHER_CLIENT_ADDRESS_HEADERS: [HeaderName; 7] = [
-    HeaderName::from_static("x-real-ip"),
-    HeaderName::from_static("true-client-ip"),
-    HeaderName::from_static("x-client-ip"),
-    HeaderName::from_static("x-cluster-client-ip"),
-    HeaderName::from_static("x-forwarded-port"),
-    HeaderName::from_static("x-forwarded-prefix"),
-    HeaderName::from_static("x-forwarded-server"),
-];
+/// `Forwarded` and the other names proxies use for the client's address or the
+/// original URL; a client can send them too, so they are removed unless incoming
+/// forwarding headers are trusted.
+fn is_other_client_address_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "forwarded"
+            | "x-real-ip"
+            | "true-client-ip"
+            | "x-client-ip"
+            | "x-cluster-client-ip"
+            | "x-forwarded-port"
+            | "x-forwarded-prefix"
+            | "x-forwarded-server"
+    )
+}
 
 /// HTTP/2 may split `Cookie` into one field per cookie; an HTTP/1.1 upstream expects
 /// one header, joined with "; " (RFC 9113 §8.2.3).
@@ -190,7 +212,8 @@ mod tests {
     #[test]
     fn forwarded_headers_replace_spoofed_values_unless_trusted() {
         let host = HeaderValue::from_static("app.example.com");
-        let client = ClientFacts { ip: "10.1.2.3".parse().unwrap(), host: Some(&host), proto: "http" };
+        let ip = HeaderValue::from_static("10.1.2.3");
+        let client = ClientFacts { ip: &ip, host: Some(&host), proto: "http" };
         let spoofed = || {
             map(&[
                 ("x-forwarded-for", "6.6.6.6"),

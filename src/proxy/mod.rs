@@ -9,6 +9,7 @@ pub mod body;
 mod client;
 pub mod headers;
 pub mod path;
+pub mod peer;
 pub mod routes;
 mod upgrade;
 
@@ -22,8 +23,8 @@ use http::header::HOST;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use peer::Peer;
 use routes::{Route, RouteTable};
-use std::net::SocketAddr;
 
 pub static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
@@ -37,9 +38,10 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(config: &Config, metrics: &Metrics, shutdown: ShutdownSignals) -> Self {
+        let routes = RouteTable::new(&config.routes, config.server.case_insensitive_routes, metrics);
         Self {
-            routes: RouteTable::new(&config.routes, config.server.case_insensitive_routes, metrics),
-            client: client::build(&config.upstream),
+            client: client::build(&config.upstream, routes.upstreams()),
+            routes,
             timeouts: config.upstream.clone(),
             trust_forwarded_headers: config.server.trust_forwarded_headers,
             shutdown,
@@ -54,7 +56,7 @@ impl Proxy {
         &self,
         route: &Route,
         mut request: Request<Incoming>,
-        peer: SocketAddr,
+        peer: &Peer,
         request_id: &HeaderValue,
     ) -> Result<Response<ProxyBody>, GatewayError> {
         let upgrade = (request.method() == Method::GET && request.version() == Version::HTTP_11)
@@ -75,7 +77,7 @@ impl Proxy {
         if parts.version == Version::HTTP_2 {
             headers::join_cookies(&mut parts.headers);
         }
-        let client = ClientFacts { ip: peer.ip(), host: client_host.as_ref(), proto: "http" };
+        let client = ClientFacts { ip: &peer.ip_header, host: client_host.as_ref(), proto: "http" };
         headers::set_forwarded(&mut parts.headers, &client, self.trust_forwarded_headers);
         parts.headers.insert(X_REQUEST_ID.clone(), request_id.clone());
         let host = match (route.preserve_host, client_host) {
@@ -88,7 +90,7 @@ impl Proxy {
         parts.version = Version::HTTP_11;
 
         let (body, body_sent) = RequestBody::new(IdleTimeout::new(body, self.timeouts.idle_timeout));
-        let exchange = self.client.send(&route.target.authority, Request::from_parts(parts, body));
+        let exchange = self.client.send(route.upstream, &route.target.authority, Request::from_parts(parts, body));
         tokio::pin!(exchange);
         // While the request body streams, only the idle timeout applies; the response
         // timeout measures the upstream, from the moment it has the whole request.

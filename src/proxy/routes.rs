@@ -15,6 +15,9 @@ use http::uri::{PathAndQuery, Uri};
 pub struct Route {
     pub prefix: String,
     pub target: UpstreamTarget,
+    /// The index of `target.authority` among the table's distinct upstreams: the
+    /// upstream connection pool's list for it.
+    pub upstream: usize,
     pub strip_prefix: bool,
     pub preserve_host: bool,
     /// Served without a session.
@@ -33,6 +36,7 @@ impl Route {
         Self {
             prefix: config.prefix.clone(),
             target: config.upstream.clone(),
+            upstream: 0,
             strip_prefix: config.strip_prefix,
             preserve_host: config.preserve_host,
             public: config.public,
@@ -81,14 +85,34 @@ impl Route {
 pub struct RouteTable {
     /// Longest prefix first, so the first match is the best one.
     routes: Vec<Route>,
+    upstreams: usize,
 }
 
 impl RouteTable {
     pub fn new(configs: &[RouteConfig], case_insensitive: bool, metrics: &Metrics) -> Self {
         let mut routes: Vec<Route> =
             configs.iter().map(|config| Route::new(config, case_insensitive, metrics)).collect();
-        routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
-        Self { routes }
+        routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
+        let mut distinct: Vec<&http::uri::Authority> = Vec::new();
+        let indexes: Vec<usize> = routes
+            .iter()
+            .map(|route| {
+                distinct.iter().position(|known| **known == route.target.authority).unwrap_or_else(|| {
+                    distinct.push(&route.target.authority);
+                    distinct.len() - 1
+                })
+            })
+            .collect();
+        let upstreams = distinct.len();
+        for (route, index) in routes.iter_mut().zip(indexes) {
+            route.upstream = index;
+        }
+        Self { routes, upstreams }
+    }
+
+    /// How many distinct upstreams (authorities) the routes name.
+    pub fn upstreams(&self) -> usize {
+        self.upstreams
     }
 
     pub fn find(&self, path: &str) -> Option<&Route> {
@@ -145,6 +169,24 @@ mod tests {
         assert_eq!(found("/api/administrator"), Some("/api/"));
         assert_eq!(found("/docs"), Some("/docs"));
         assert_eq!(found("/docsearch"), Some("/"));
+    }
+
+    #[test]
+    fn routes_to_the_same_authority_share_an_upstream_index() {
+        let table = RouteTable::new(
+            &[
+                route("/", "http://spa:8080", false),
+                route("/api/", "http://api", false),
+                route("/app/", "http://SPA:8080/base", false),
+            ],
+            false,
+            &Metrics::new(),
+        );
+        let upstream = |path| table.find(path).unwrap().upstream;
+        assert_eq!(table.upstreams(), 2);
+        assert_eq!(upstream("/app/x"), upstream("/x"));
+        assert_ne!(upstream("/api/x"), upstream("/x"));
+        assert!(upstream("/api/x") < 2 && upstream("/x") < 2);
     }
 
     #[test]
