@@ -36,6 +36,11 @@ pub struct Gateway {
     limits: RequestLimits,
 }
 
+/// Headers the gateway may add to a proxied request (at most 11): four identity
+/// headers, the assertion, `Authorization`, three `X-Forwarded-*`, `X-Request-Id`,
+/// `Host`.
+const ADDED_HEADERS: usize = 12;
+
 /// The metrics and log label of the gateway's own `/auth/` endpoints.
 const AUTH_ROUTE: &str = "/auth/";
 
@@ -77,7 +82,12 @@ impl Gateway {
             Ok(Box::pin(auth::handle(auth, request, id)).await)
         } else {
             match route {
-                Some(route) => self.authenticate_and_forward(route, request, &peer, &request_id).await,
+                Some(route) => {
+                    // Room for what the gateway adds (identity, forwarding, request id):
+                    // the map grows once, not each time it fills up.
+                    request.headers_mut().reserve(ADDED_HEADERS);
+                    self.authenticate_and_forward(route, request, &peer, &request_id).await
+                }
                 None => Err(GatewayError::NoRoute),
             }
         };

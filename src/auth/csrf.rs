@@ -7,6 +7,7 @@
 //! 2. without `Sec-Fetch-Site`: an `Origin` equal to the public origin;
 //! 3. the custom header (default `X-CSRF: 1`, as Duende BFF asks): another site cannot
 //!    add custom headers to a cross-origin request without a CORS preflight.
+//!
 //! Anything else gets 403 and is not forwarded. `SameSite=Lax` already keeps the cookie
 //! off cross-site POSTs; this also covers same-site attackers (a sibling subdomain) and
 //! older browsers. Bearer requests are not affected: nothing sends their token ambiently.

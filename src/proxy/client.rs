@@ -6,17 +6,23 @@
 //! a short list of idle connections per upstream, found by the upstream's index in the
 //! route table (no hashing), behind a lock no other thread takes.
 //!
+//! GET and HEAD requests without a body go on the gateway's own exchange
+//! (`bodiless.rs`) over connections from a second list per upstream; the rest on
+//! hyper's client connections.
+//!
 //! A connection goes back to the pool once its response body has been read to the end
 //! ([`PooledBody`]); one whose response was not read to the end, that switched
 //! protocols, or that the upstream closed is dropped. A request that a reused
 //! connection could not start (the upstream closed it while it sat idle) goes out on
 //! another connection: it was never sent, so this is safe for any method.
 
+use super::bodiless::{self, Connection, UpstreamBody};
 use super::body::{IdleTimeout, RequestBody};
 use crate::config::UpstreamConfig;
+use crate::error::BoxError;
 use bytes::Bytes;
 use http::uri::Authority;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response, StatusCode, request};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
@@ -37,7 +43,13 @@ pub enum UpstreamError {
     #[error("connecting to {authority} took longer than {timeout:?}")]
     ConnectTimeout { authority: Authority, timeout: Duration },
     #[error("upstream exchange failed: {0}")]
-    Exchange(#[from] hyper::Error),
+    Exchange(BoxError),
+}
+
+impl From<hyper::Error> for UpstreamError {
+    fn from(error: hyper::Error) -> Self {
+        Self::Exchange(Box::new(error))
+    }
 }
 
 pub struct UpstreamClient {
@@ -45,15 +57,17 @@ pub struct UpstreamClient {
     connect_timeout: Duration,
 }
 
-struct Pool {
-    /// Idle connections, one list per upstream (`Route::upstream`).
-    idle: Box<[Mutex<Vec<Idle>>]>,
+pub struct Pool {
+    /// Idle connections, one list per upstream (`Route::upstream`): hyper's, and
+    /// the plain ones of `bodiless.rs`.
+    idle: Box<[Mutex<Vec<Idle<Sender>>>]>,
+    idle_plain: Box<[Mutex<Vec<Idle<Connection>>>]>,
     idle_timeout: Duration,
     max_idle_per_upstream: usize,
 }
 
-struct Idle {
-    sender: Sender,
+struct Idle<C> {
+    connection: C,
     since: Instant,
 }
 
@@ -62,6 +76,7 @@ pub fn build(config: &UpstreamConfig, upstreams: usize) -> UpstreamClient {
     UpstreamClient {
         pool: Arc::new(Pool {
             idle: (0..upstreams).map(|_| Mutex::new(Vec::new())).collect(),
+            idle_plain: (0..upstreams).map(|_| Mutex::new(Vec::new())).collect(),
             idle_timeout: config.pool_idle_timeout,
             max_idle_per_upstream: config.pool_max_idle_per_host,
         }),
@@ -100,7 +115,43 @@ impl UpstreamClient {
         }
     }
 
+    /// Sends a GET or HEAD request without a body ([`bodiless::applies`]) on the
+    /// gateway's own exchange. On a reused connection that the upstream closed while
+    /// it sat idle, the request goes out again on another (both methods are safe to
+    /// repeat).
+    pub async fn send_bodiless(
+        &self,
+        upstream: usize,
+        authority: &Authority,
+        head: &request::Parts,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let encoded = bodiless::encode(head);
+        let head_request = head.method == http::Method::HEAD;
+        loop {
+            let (connection, reused) = match self.pool.checkout_plain(upstream) {
+                Some(connection) => (connection, true),
+                None => (Connection::new(self.connect_stream(authority).await?), false),
+            };
+            match bodiless::exchange(connection, &encoded, head_request, (self.pool.clone(), upstream)).await {
+                Ok(response) => return Ok(response),
+                Err(err) if reused && err.unanswered() => continue,
+                Err(err) => return Err(UpstreamError::Exchange(Box::new(err))),
+            }
+        }
+    }
+
     async fn connect(&self, authority: &Authority) -> Result<Sender, UpstreamError> {
+        let stream = self.connect_stream(authority).await?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.with_upgrades().await {
+                tracing::debug!(error = %err, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+
+    async fn connect_stream(&self, authority: &Authority) -> Result<tokio::net::TcpStream, UpstreamError> {
         let address = match authority.port() {
             Some(_) => authority.as_str().to_owned(),
             None => format!("{}:80", authority.as_str()),
@@ -117,24 +168,36 @@ impl UpstreamClient {
             }
         };
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.with_upgrades().await {
-                tracing::debug!(error = %err, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+        Ok(stream)
     }
 }
 
 impl Pool {
-    /// The most recently used idle connection to `upstream` that is still open.
     fn checkout(&self, upstream: usize) -> Option<Sender> {
+        self.take(&self.idle[upstream], |sender| !sender.is_closed())
+    }
+
+    fn checkin(&self, upstream: usize, sender: Sender) {
+        if !sender.is_closed() {
+            self.put(&self.idle[upstream], sender, |sender| !sender.is_closed());
+        }
+    }
+
+    fn checkout_plain(&self, upstream: usize) -> Option<Connection> {
+        self.take(&self.idle_plain[upstream], Connection::is_open_and_quiet)
+    }
+
+    pub fn checkin_plain(&self, upstream: usize, connection: Connection) {
+        self.put(&self.idle_plain[upstream], connection, Connection::is_open_and_quiet);
+    }
+
+    /// The most recently used idle connection in `list` that is still open.
+    fn take<C>(&self, list: &Mutex<Vec<Idle<C>>>, open: impl Fn(&C) -> bool) -> Option<C> {
         let now = Instant::now();
-        let mut list = self.idle[upstream].lock().expect("pool lock");
+        let mut list = list.lock().expect("pool lock");
         while let Some(idle) = list.pop() {
-            if self.usable(&idle, now) {
-                return Some(idle.sender);
+            if self.usable(&idle, now, &open) {
+                return Some(idle.connection);
             }
         }
         None
@@ -143,24 +206,21 @@ impl Pool {
     /// Puts a connection back. Each list is in the order connections came back (the
     /// oldest first), so the expired ones are a prefix, dropped here without looking
     /// at the others; closed ones are dropped when popped, or here when the list is full.
-    fn checkin(&self, upstream: usize, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
+    fn put<C>(&self, list: &Mutex<Vec<Idle<C>>>, connection: C, open: impl Fn(&C) -> bool) {
         let now = Instant::now();
-        let mut list = self.idle[upstream].lock().expect("pool lock");
+        let mut list = list.lock().expect("pool lock");
         let expired = list.partition_point(|idle| now.duration_since(idle.since) >= self.idle_timeout);
         list.drain(..expired);
         if list.len() >= self.max_idle_per_upstream {
-            list.retain(|idle| self.usable(idle, now));
+            list.retain(|idle| self.usable(idle, now, &open));
         }
         if list.len() < self.max_idle_per_upstream {
-            list.push(Idle { sender, since: now });
+            list.push(Idle { connection, since: now });
         }
     }
 
-    fn usable(&self, idle: &Idle, now: Instant) -> bool {
-        !idle.sender.is_closed() && now.duration_since(idle.since) < self.idle_timeout
+    fn usable<C>(&self, idle: &Idle<C>, now: Instant, open: impl Fn(&C) -> bool) -> bool {
+        open(&idle.connection) && now.duration_since(idle.since) < self.idle_timeout
     }
 
     /// The response, with its connection going back to the pool when the body ends.

@@ -5,6 +5,7 @@
 //! to a tunnel on `101 Switching Protocols` → strip hop-by-hop headers from the answer.
 //! Bodies stream in both directions under an idle timeout and are never buffered.
 
+mod bodiless;
 pub mod body;
 mod client;
 pub mod headers;
@@ -89,6 +90,14 @@ impl Proxy {
             route.upstream_uri(&parts.uri).map_err(|_| GatewayError::Internal("could not build the upstream URI"))?;
         parts.version = Version::HTTP_11;
 
+        if bodiless::applies(&parts.method, http_body::Body::is_end_stream(&body), upgrade.is_some()) {
+            let exchange = self.client.send_bodiless(route.upstream, &route.target.authority, &parts);
+            let response = tokio::time::timeout(self.timeouts.response_timeout, exchange)
+                .await
+                .map_err(|_| GatewayError::UpstreamTimeout(self.timeouts.response_timeout))?
+                .map_err(|err| self.classify(err))?;
+            return Ok(self.answer(response));
+        }
         let (body, body_sent) = RequestBody::new(IdleTimeout::new(body, self.timeouts.idle_timeout));
         let exchange = self.client.send(route.upstream, &route.target.authority, Request::from_parts(parts, body));
         tokio::pin!(exchange);
@@ -112,10 +121,20 @@ impl Proxy {
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             return self.switch_protocols(response, client_upgrade.zip(upgrade), request_id);
         }
+        Ok(self.answer(response))
+    }
+
+    /// The upstream's answer as the client gets it: without hop-by-hop headers, its
+    /// body streamed under the idle timeout.
+    fn answer<B>(&self, response: Response<B>) -> Response<ProxyBody>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Unpin + Send + Sync + 'static,
+        B::Error: Into<BoxError>,
+    {
         let (mut parts, body) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
         parts.version = Version::default();
-        Ok(Response::from_parts(parts, IdleTimeout::new(body, self.timeouts.idle_timeout).boxed()))
+        Response::from_parts(parts, IdleTimeout::new(body, self.timeouts.idle_timeout).boxed())
     }
 
     /// Joins client and upstream once the upstream agreed to the protocol the client
@@ -154,7 +173,7 @@ impl Proxy {
             client::UpstreamError::Exchange(exchange) => exchange,
         };
         let chain: Vec<&(dyn std::error::Error + 'static)> =
-            std::iter::successors(Some(&exchange as &(dyn std::error::Error + 'static)), |e| e.source()).collect();
+            std::iter::successors(Some(&*exchange as &(dyn std::error::Error + 'static)), |e| e.source()).collect();
         if let Some(idle) = chain.iter().find_map(|e| e.downcast_ref::<IdleTimeoutError>()) {
             return GatewayError::ClientBodyTimeout(idle.0);
         }
@@ -167,6 +186,6 @@ impl Proxy {
         if timed_out {
             return GatewayError::UpstreamTimeout(self.timeouts.response_timeout);
         }
-        GatewayError::UpstreamFailed(Box::new(exchange) as BoxError)
+        GatewayError::UpstreamFailed(exchange)
     }
 }
