@@ -20,6 +20,7 @@ use portcullis::auth::policy;
 use portcullis::auth::session::Session;
 use portcullis::auth::{Auth, now_secs};
 use portcullis::config::RoutePolicy;
+use portcullis::proxy::headers::Added;
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;
@@ -63,8 +64,10 @@ fn main() {
             let (session, upstream_cookies) = auth.inspect_cookies(&headers, now, true);
             let session = session.expect("the session opens");
             policy::check(&policy, &session.identity()).expect("the policy admits alice");
-            auth.identity.set_for_session(&mut headers, &session);
+            let mut added = Added::with_capacity(10);
+            auth.identity.add_for_session(&mut headers, &mut added, &session);
             upstream_cookies.apply(&mut headers);
+            black_box(added);
             black_box(headers);
         }
         let per_request = started.elapsed() / u32::try_from(iterations).unwrap();

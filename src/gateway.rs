@@ -12,6 +12,7 @@ use crate::error::{ErrorSource, GatewayError};
 use crate::metrics::{Metrics, NO_ROUTE, RouteMetrics};
 use crate::proxy::Proxy;
 use crate::proxy::body::ProxyBody;
+use crate::proxy::headers::Added;
 use crate::proxy::path;
 use crate::proxy::peer::Peer;
 use crate::proxy::routes::Route;
@@ -36,9 +37,8 @@ pub struct Gateway {
     limits: RequestLimits,
 }
 
-/// Headers the gateway may add to a proxied request (at most 11): four identity
-/// headers, the assertion, `Authorization`, three `X-Forwarded-*`, `X-Request-Id`,
-/// `Host`.
+/// Headers the gateway may add to a proxied request (at most 10): four identity
+/// headers, the assertion, `Authorization`, three `X-Forwarded-*`, `X-Request-Id`.
 const ADDED_HEADERS: usize = 12;
 
 /// The metrics and log label of the gateway's own `/auth/` endpoints.
@@ -82,12 +82,7 @@ impl Gateway {
             Ok(Box::pin(auth::handle(auth, request, id)).await)
         } else {
             match route {
-                Some(route) => {
-                    // Room for what the gateway adds (identity, forwarding, request id):
-                    // the map grows once, not each time it fills up.
-                    request.headers_mut().reserve(ADDED_HEADERS);
-                    self.authenticate_and_forward(route, request, &peer, &request_id).await
-                }
+                Some(route) => self.authenticate_and_forward(route, request, &peer, &request_id).await,
                 None => Err(GatewayError::NoRoute),
             }
         };
@@ -138,6 +133,7 @@ impl Gateway {
             let id = request_id.to_str().unwrap_or_default();
             auth.identity.strip(request.headers_mut(), id);
             let mut cookies = HeaderMap::new();
+            let mut added = Added::with_capacity(ADDED_HEADERS);
             let now = auth::now_secs();
             let (session, upstream_cookies) = auth.inspect_cookies(request.headers(), now, !route.public);
             if !route.public {
@@ -154,7 +150,7 @@ impl Gateway {
                             return Err(GatewayError::CrossSiteRequest);
                         }
                         policy::check(&route.policy, &session.identity()).map_err(GatewayError::Forbidden)?;
-                        auth.identity.set_for_session(request.headers_mut(), &session);
+                        auth.identity.add_for_session(request.headers_mut(), &mut added, &session);
                     }
                     Freshness::ProviderDown => return Err(GatewayError::ProviderUnavailable),
                     Freshness::Missing | Freshness::Ended
@@ -175,13 +171,13 @@ impl Gateway {
                 }
             }
             upstream_cookies.apply(request.headers_mut());
-            let mut response = self.proxy.forward(route, request, peer, request_id).await?;
+            let mut response = self.proxy.forward(route, request, peer, request_id, added).await?;
             auth.jar.strip_set_cookies(response.headers_mut(), id);
             // New session cookies from a refresh travel on this same response.
             response.headers_mut().extend(cookies);
             return Ok(response);
         }
-        self.proxy.forward(route, request, peer, request_id).await
+        self.proxy.forward(route, request, peer, request_id, Added::with_capacity(ADDED_HEADERS)).await
     }
 
     /// The session, refreshed first when its access token is about to expire (see

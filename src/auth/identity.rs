@@ -7,6 +7,7 @@
 use super::assertion::Assertions;
 use super::session::Session;
 use crate::config::IdentityConfig;
+use crate::proxy::headers::Added;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::OnceLock;
@@ -60,16 +61,20 @@ impl IdentityHeaders {
         self.set_assertion(headers, who);
     }
 
-    /// Sets the identity headers of a session. Its values are built on the first
-    /// request and kept with the opened session, which the worker reuses for the
-    /// session's next requests (`opened.rs`).
-    pub fn set_for_session(&self, headers: &mut HeaderMap, session: &Session) {
+    /// Adds the identity headers of a session to `added`, the headers the proxy adds
+    /// (the client's copies are gone: [`IdentityHeaders::strip`]). Its values are built
+    /// on the first request and kept with the opened session, which the worker reuses
+    /// for the session's next requests (`opened.rs`).
+    pub fn add_for_session(&self, headers: &mut HeaderMap, added: &mut Added, session: &Session) {
+        if self.pass_access_token {
+            headers.remove(AUTHORIZATION); // the session's token replaces the client's
+        }
         let who = session.identity();
         let values = session.identity_headers.0.get_or_init(|| self.values(&who).into_boxed_slice());
-        for (name, value) in values.iter() {
-            headers.insert(name.clone(), value.clone());
+        added.extend(values.iter().cloned());
+        if let Some(value) = self.assertions.header_value(&who, super::now_secs()) {
+            added.push((self.names[4].clone(), value));
         }
-        self.set_assertion(headers, &who);
     }
 
     /// The headers that depend only on who it is: all but the assertion, which is
@@ -109,7 +114,7 @@ impl IdentityHeaders {
     }
 }
 
-/// A session's identity headers once built ([`IdentityHeaders::set_for_session`]).
+/// A session's identity headers once built ([`IdentityHeaders::add_for_session`]).
 #[derive(Debug, Default)]
 pub struct IdentityValues(OnceLock<Box<[(HeaderName, HeaderValue)]>>);
 

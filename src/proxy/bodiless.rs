@@ -92,17 +92,21 @@ impl ExchangeError {
     }
 }
 
-/// The request head in HTTP/1.1 form. Header values cannot hold CR or LF (`http`
-/// refuses them), so nothing a client sent can end a line here.
-pub fn encode(head: &request::Parts) -> Vec<u8> {
+/// The request head in HTTP/1.1 form: `Host` first, then the client's headers, then
+/// the gateway's (`added`). Header values cannot hold CR or LF (`http` refuses them),
+/// so nothing a client sent can end a line here.
+pub fn encode(head: &request::Parts, host: &HeaderValue, added: &[(HeaderName, HeaderValue)]) -> Vec<u8> {
     let target = head.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let fields: usize = head.headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
-    let mut out = Vec::with_capacity(head.method.as_str().len() + target.len() + fields + 16);
+    let size = |(name, value): (&HeaderName, &HeaderValue)| name.as_str().len() + value.len() + 4;
+    let fields: usize = head.headers.iter().chain(added.iter().map(|(n, v)| (n, v))).map(size).sum();
+    let mut out = Vec::with_capacity(head.method.as_str().len() + target.len() + host.len() + fields + 24);
     out.extend_from_slice(head.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &head.headers {
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in head.headers.iter().chain(added.iter().map(|(n, v)| (n, v))) {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
@@ -562,12 +566,12 @@ mod tests {
     #[test]
     fn requests_are_encoded_in_origin_form() {
         let (mut head, ()) = http::Request::get("/a/b?c=d").body(()).unwrap().into_parts();
-        head.headers.insert("host", HeaderValue::from_static("upstream:8080"));
         head.headers.append("x-many", HeaderValue::from_static("1"));
         head.headers.append("x-many", HeaderValue::from_static("2"));
+        let added = [(HeaderName::from_static("x-user-id"), HeaderValue::from_static("alice"))];
         assert_eq!(
-            String::from_utf8(encode(&head)).unwrap(),
-            "GET /a/b?c=d HTTP/1.1\r\nhost: upstream:8080\r\nx-many: 1\r\nx-many: 2\r\n\r\n"
+            String::from_utf8(encode(&head, &HeaderValue::from_static("upstream:8080"), &added)).unwrap(),
+            "GET /a/b?c=d HTTP/1.1\r\nhost: upstream:8080\r\nx-many: 1\r\nx-many: 2\r\nx-user-id: alice\r\n\r\n"
         );
         assert!(applies(&Method::GET, true, false) && applies(&Method::HEAD, true, false));
         assert!(!applies(&Method::POST, true, false) && !applies(&Method::GET, false, false));

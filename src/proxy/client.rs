@@ -22,7 +22,7 @@ use crate::config::UpstreamConfig;
 use crate::error::BoxError;
 use bytes::Bytes;
 use http::uri::Authority;
-use http::{Request, Response, StatusCode, request};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, request};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
@@ -124,8 +124,10 @@ impl UpstreamClient {
         upstream: usize,
         authority: &Authority,
         head: &request::Parts,
+        host: &HeaderValue,
+        added: &[(HeaderName, HeaderValue)],
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let encoded = bodiless::encode(head);
+        let encoded = bodiless::encode(head, host, added);
         let head_request = head.method == http::Method::HEAD;
         loop {
             let (connection, reused) = match self.pool.checkout_plain(upstream) {

@@ -44,6 +44,12 @@ pub fn remove_where(headers: &mut HeaderMap, unwanted: impl Fn(&HeaderName) -> b
 }
 
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    remove_connection_named(headers);
+    remove_where(headers, is_fixed_hop_by_hop);
+}
+
+/// Removes the headers a `Connection` header names.
+fn remove_connection_named(headers: &mut HeaderMap) {
     // `Connection: keep-alive` (or `close`) is what nearly every message says; those
     // tokens name nothing beyond the fixed list, so only other tokens are looked up.
     let names_others = |value: &HeaderValue| {
@@ -62,7 +68,6 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    remove_where(headers, is_fixed_hop_by_hop);
 }
 
 /// The protocol a client asks to switch to (`Connection: upgrade` + `Upgrade: x`).
@@ -94,9 +99,29 @@ pub struct ClientFacts<'a> {
     pub proto: &'static str,
 }
 
-pub fn set_forwarded(headers: &mut HeaderMap, client: &ClientFacts<'_>, trust_incoming: bool) {
-    let ip = client.ip.clone();
+/// Headers the gateway adds to a request on its way upstream. They are not inserted
+/// into the request's map (a hashed insert each) but kept aside: written straight
+/// into the request head (`bodiless.rs`), or appended to the map for hyper's client.
+/// The client's own copies of these names are removed first.
+pub type Added = Vec<(HeaderName, HeaderValue)>;
+
+/// Rewrites a request's headers for the upstream in one pass over the names it has.
+/// Removed: hop-by-hop headers, the client's `Host` and `X-Request-Id` (the caller
+/// adds the gateway's), and the client's forwarding headers unless `trust_incoming`.
+/// Into `added`: `X-Forwarded-For` (extending a trusted chain), `-Proto`, `-Host`.
+pub fn rewrite_request(headers: &mut HeaderMap, client: &ClientFacts<'_>, trust_incoming: bool, added: &mut Added) {
+    remove_connection_named(headers);
     let chain = trust_incoming.then(|| joined(headers, &X_FORWARDED_FOR)).flatten();
+    let keep_proto = trust_incoming && headers.contains_key(&X_FORWARDED_PROTO);
+    let keep_host = trust_incoming && headers.contains_key(&X_FORWARDED_HOST);
+    remove_where(headers, |name| {
+        is_fixed_hop_by_hop(name)
+            || matches!(name.as_str(), "host" | "x-request-id" | "x-forwarded-for")
+            || (!keep_proto && name == X_FORWARDED_PROTO)
+            || (!keep_host && name == X_FORWARDED_HOST)
+            || (!trust_incoming && is_other_client_address_header(name))
+    });
+    let ip = client.ip.clone();
     let xff = match chain {
         Some(mut chain) => {
             chain.push_str(", ");
@@ -105,19 +130,12 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: &ClientFacts<'_>, trust_in
         }
         None => ip,
     };
-    headers.insert(X_FORWARDED_FOR.clone(), xff);
-
-    if !(trust_incoming && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(client.proto));
+    added.push((X_FORWARDED_FOR.clone(), xff));
+    if !keep_proto {
+        added.push((X_FORWARDED_PROTO.clone(), HeaderValue::from_static(client.proto)));
     }
-    if !(trust_incoming && headers.contains_key(&X_FORWARDED_HOST)) {
-        match client.host {
-            Some(host) => headers.insert(X_FORWARDED_HOST.clone(), host.clone()),
-            None => headers.remove(&X_FORWARDED_HOST),
-        };
-    }
-    if !trust_incoming {
-        remove_where(headers, is_other_client_address_header);
+    if !keep_host && let Some(host) = client.host {
+        added.push((X_FORWARDED_HOST.clone(), host.clone()));
     }
 }
 
@@ -216,6 +234,8 @@ mod tests {
         let client = ClientFacts { ip: &ip, host: Some(&host), proto: "http" };
         let spoofed = || {
             map(&[
+                ("host", "app.example.com"),
+                ("x-request-id", "from-client"),
                 ("x-forwarded-for", "6.6.6.6"),
                 ("x-forwarded-for", "7.7.7.7"),
                 ("x-forwarded-proto", "https"),
@@ -223,25 +243,36 @@ mod tests {
                 ("forwarded", "for=6.6.6.6"),
                 ("x-real-ip", "6.6.6.6"),
                 ("true-client-ip", "6.6.6.6"),
+                ("keep-alive", "timeout=5"),
+                ("x-app", "stays"),
             ])
         };
+        let rewritten = |trust| {
+            let mut headers = spoofed();
+            let mut added = Added::new();
+            rewrite_request(&mut headers, &client, trust, &mut added);
+            for (name, value) in added {
+                headers.append(name, value);
+            }
+            headers
+        };
 
-        let mut headers = spoofed();
-        set_forwarded(&mut headers, &client, false);
+        let headers = rewritten(false);
         assert_eq!(headers.get_all("x-forwarded-for").iter().collect::<Vec<_>>(), ["10.1.2.3"]);
         assert_eq!(headers["x-forwarded-proto"], "http");
-        assert_eq!(headers["x-forwarded-host"], "app.example.com");
-        assert!(!headers.contains_key("forwarded"));
-        assert!(!headers.contains_key("x-real-ip"));
-        assert!(!headers.contains_key("true-client-ip"));
+        assert_eq!(headers.get_all("x-forwarded-host").iter().collect::<Vec<_>>(), ["app.example.com"]);
+        for gone in ["forwarded", "x-real-ip", "true-client-ip", "host", "x-request-id", "keep-alive"] {
+            assert!(!headers.contains_key(gone), "{gone}");
+        }
+        assert_eq!(headers["x-app"], "stays");
 
-        let mut headers = spoofed();
-        set_forwarded(&mut headers, &client, true);
-        assert_eq!(headers["x-forwarded-for"], "6.6.6.6, 7.7.7.7, 10.1.2.3");
-        assert_eq!(headers["x-forwarded-proto"], "https");
-        assert_eq!(headers["x-forwarded-host"], "evil.example");
+        let headers = rewritten(true);
+        assert_eq!(headers.get_all("x-forwarded-for").iter().collect::<Vec<_>>(), ["6.6.6.6, 7.7.7.7, 10.1.2.3"]);
+        assert_eq!(headers.get_all("x-forwarded-proto").iter().collect::<Vec<_>>(), ["https"]);
+        assert_eq!(headers.get_all("x-forwarded-host").iter().collect::<Vec<_>>(), ["evil.example"]);
         assert!(headers.contains_key("forwarded"));
         assert!(headers.contains_key("x-real-ip"));
+        assert!(!headers.contains_key("host") && !headers.contains_key("x-request-id"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::error::{BoxError, GatewayError};
 use crate::metrics::Metrics;
 use crate::shutdown::ShutdownSignals;
 use body::{ClientBodyError, IdleTimeout, IdleTimeoutError, ProxyBody, RequestBody};
-use headers::ClientFacts;
+use headers::{Added, ClientFacts};
 use http::header::HOST;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
@@ -53,12 +53,15 @@ impl Proxy {
         self.routes.find(path)
     }
 
+    /// Forwards `request` with the headers in `added` (the gateway's identity headers,
+    /// which the caller removed any client copies of) plus the proxy's own.
     pub async fn forward(
         &self,
         route: &Route,
         mut request: Request<Incoming>,
         peer: &Peer,
         request_id: &HeaderValue,
+        mut added: Added,
     ) -> Result<Response<ProxyBody>, GatewayError> {
         let upgrade = (request.method() == Method::GET && request.version() == Version::HTTP_11)
             .then(|| headers::requested_upgrade(request.headers()))
@@ -71,32 +74,34 @@ impl Proxy {
             .get(HOST)
             .cloned()
             .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
-        headers::remove_hop_by_hop(&mut parts.headers);
-        if let Some(protocol) = upgrade.clone() {
-            headers::set_upgrade(&mut parts.headers, protocol);
-        }
+        let client = ClientFacts { ip: &peer.ip_header, host: client_host.as_ref(), proto: "http" };
+        headers::rewrite_request(&mut parts.headers, &client, self.trust_forwarded_headers, &mut added);
         if parts.version == Version::HTTP_2 {
             headers::join_cookies(&mut parts.headers);
         }
-        let client = ClientFacts { ip: &peer.ip_header, host: client_host.as_ref(), proto: "http" };
-        headers::set_forwarded(&mut parts.headers, &client, self.trust_forwarded_headers);
-        parts.headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+        added.push((X_REQUEST_ID.clone(), request_id.clone()));
         let host = match (route.preserve_host, client_host) {
             (true, Some(host)) => host,
             _ => route.upstream_host.clone(),
         };
-        parts.headers.insert(HOST, host);
         parts.uri =
             route.upstream_uri(&parts.uri).map_err(|_| GatewayError::Internal("could not build the upstream URI"))?;
         parts.version = Version::HTTP_11;
 
         if bodiless::applies(&parts.method, http_body::Body::is_end_stream(&body), upgrade.is_some()) {
-            let exchange = self.client.send_bodiless(route.upstream, &route.target.authority, &parts);
+            let exchange = self.client.send_bodiless(route.upstream, &route.target.authority, &parts, &host, &added);
             let response = tokio::time::timeout(self.timeouts.response_timeout, exchange)
                 .await
                 .map_err(|_| GatewayError::UpstreamTimeout(self.timeouts.response_timeout))?
                 .map_err(|err| self.classify(err))?;
             return Ok(self.answer(response));
+        }
+        parts.headers.insert(HOST, host);
+        for (name, value) in added {
+            parts.headers.append(name, value);
+        }
+        if let Some(protocol) = upgrade.clone() {
+            headers::set_upgrade(&mut parts.headers, protocol);
         }
         let (body, body_sent) = RequestBody::new(IdleTimeout::new(body, self.timeouts.idle_timeout));
         let exchange = self.client.send(route.upstream, &route.target.authority, Request::from_parts(parts, body));
