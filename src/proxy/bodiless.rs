@@ -21,6 +21,7 @@
 //! said, with nothing after it.
 
 use super::client::Pool;
+use super::headers;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version, request};
@@ -126,8 +127,8 @@ pub async fn exchange(
     lease: (Arc<Pool>, usize),
 ) -> Result<Response<UpstreamBody>, ExchangeError> {
     connection.stream.write_all(request).await.map_err(ExchangeError::Write)?;
-    let (parts, framing) = read_head(&mut connection, head_request).await?;
-    let lease = (!says_close(&parts.headers)).then_some(lease);
+    let Head { parts, framing, close } = read_head(&mut connection, head_request).await?;
+    let lease = (!close).then_some(lease);
     let mut body = UpstreamBody { connection: Some(connection), framing, lease };
     if body.is_end_stream() {
         body.finish();
@@ -135,10 +136,7 @@ pub async fn exchange(
     Ok(Response::from_parts(parts, body))
 }
 
-async fn read_head(
-    connection: &mut Connection,
-    head_request: bool,
-) -> Result<(http::response::Parts, Framing), ExchangeError> {
+async fn read_head(connection: &mut Connection, head_request: bool) -> Result<Head, ExchangeError> {
     let mut received = false;
     loop {
         if !connection.buffer.is_empty() {
@@ -165,12 +163,19 @@ async fn read_head(
     }
 }
 
+/// An answer's head, read.
+struct Head {
+    parts: http::response::Parts,
+    framing: Framing,
+    /// The upstream said `Connection: close`.
+    close: bool,
+}
+
 /// The final answer's head and how its body is framed, taken off the front of
 /// `buffer`; None while the head is incomplete. Interim (1xx) answers are dropped.
-fn parse_head(
-    buffer: &mut BytesMut,
-    head_request: bool,
-) -> Result<Option<(http::response::Parts, Framing)>, ExchangeError> {
+/// Hop-by-hop fields are left out of the headers as they are read (a `Connection`
+/// that names other fields stays, for `headers::remove_hop_by_hop`).
+fn parse_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Head>, ExchangeError> {
     loop {
         let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Response::new(&mut fields);
@@ -194,24 +199,47 @@ fn parse_head(
         // Names now, and where each value sits in the head, so values can share its bytes.
         let base = buffer.as_ptr() as usize;
         let mut fields = Vec::with_capacity(parsed.headers.len());
+        let (mut close, mut codings, mut only_chunked) = (false, 0, true);
         for field in parsed.headers.iter() {
             let name = HeaderName::from_bytes(field.name.as_bytes())
                 .map_err(|_| ExchangeError::Invalid("invalid header name"))?;
+            if name == TRANSFER_ENCODING {
+                codings += 1;
+                only_chunked &= field.value.eq_ignore_ascii_case(b"chunked");
+                continue;
+            }
+            if name == CONNECTION {
+                let mut tokens = field.value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii);
+                let (mut names_others, mut says_close) = (false, false);
+                for token in &mut tokens {
+                    says_close |= token.eq_ignore_ascii_case(b"close");
+                    names_others |=
+                        !(token.eq_ignore_ascii_case(b"close") || token.eq_ignore_ascii_case(b"keep-alive"));
+                }
+                close |= says_close;
+                if !names_others {
+                    continue;
+                }
+            } else if headers::is_fixed_hop_by_hop(&name) {
+                continue;
+            }
             fields.push((name, field.value.as_ptr() as usize - base, field.value.len()));
         }
+        let transfer_coding = (codings > 0).then_some(codings == 1 && only_chunked);
         let head = buffer.split_to(length).freeze();
-        let mut headers = HeaderMap::with_capacity(fields.len());
+        // One more for the X-Request-Id the gateway adds.
+        let mut headers = HeaderMap::with_capacity(fields.len() + 1);
         for (name, at, len) in fields {
             let value = HeaderValue::from_maybe_shared(head.slice(at..at + len))
                 .map_err(|_| ExchangeError::Invalid("invalid header value"))?;
             headers.append(name, value);
         }
-        let framing = framing(status, &headers, head_request)?;
+        let framing = framing(status, &headers, transfer_coding, head_request)?;
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() = Version::HTTP_11;
         *response.headers_mut() = headers;
-        return Ok(Some((response.into_parts().0, framing)));
+        return Ok(Some(Head { parts: response.into_parts().0, framing, close }));
     }
 }
 
@@ -239,18 +267,22 @@ enum Chunk {
     Trailers,
 }
 
-fn framing(status: StatusCode, headers: &HeaderMap, head_request: bool) -> Result<Framing, ExchangeError> {
+/// How the body is framed; `transfer_coding` says whether the answer had a
+/// `Transfer-Encoding` and if so, whether it was a single `chunked`.
+fn framing(
+    status: StatusCode,
+    headers: &HeaderMap,
+    transfer_coding: Option<bool>,
+    head_request: bool,
+) -> Result<Framing, ExchangeError> {
     if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Ok(Framing::Length(0));
     }
     let lengths = headers.get_all(CONTENT_LENGTH);
-    if headers.contains_key(TRANSFER_ENCODING) {
+    if let Some(only_chunked) = transfer_coding {
         if lengths.iter().next().is_some() {
             return Err(ExchangeError::Invalid("both Transfer-Encoding and Content-Length"));
         }
-        let mut codings = headers.get_all(TRANSFER_ENCODING).iter();
-        let only_chunked = codings.next().is_some_and(|coding| coding.as_bytes().eq_ignore_ascii_case(b"chunked"))
-            && codings.next().is_none();
         return if only_chunked {
             Ok(Framing::Chunked(Chunk::Size))
         } else {
@@ -301,13 +333,6 @@ impl UpstreamBody {
         self.connection = None;
         Poll::Ready(Some(Err(error)))
     }
-}
-
-/// Whether an answer's `Connection` header says the upstream closes after it.
-fn says_close(headers: &HeaderMap) -> bool {
-    headers.get_all(CONNECTION).iter().any(|value| {
-        value.as_bytes().split(|&byte| byte == b',').any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
-    })
 }
 
 impl Body for UpstreamBody {
@@ -433,12 +458,12 @@ mod tests {
     use http_body_util::BodyExt;
     use tokio::net::TcpListener;
 
-    fn head(text: &str, head_request: bool) -> Result<Option<(http::response::Parts, Framing)>, ExchangeError> {
+    fn head(text: &str, head_request: bool) -> Result<Option<Head>, ExchangeError> {
         parse_head(&mut BytesMut::from(text), head_request)
     }
 
     fn framing_of(text: &str) -> Result<Framing, ExchangeError> {
-        head(text, false).map(|answer| answer.expect("a complete head").1)
+        head(text, false).map(|answer| answer.expect("a complete head").framing)
     }
 
     #[test]
@@ -446,12 +471,31 @@ mod tests {
         let mut buffer = BytesMut::from(
             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nX-One: a\r\nx-one: b\r\ncontent-length: 2\r\n\r\nokNEXT",
         );
-        let (parts, framing) = parse_head(&mut buffer, false).unwrap().unwrap();
+        let Head { parts, framing, close } = parse_head(&mut buffer, false).unwrap().unwrap();
         assert_eq!(parts.status, StatusCode::CREATED);
+        assert!(!close);
         assert_eq!(parts.headers.get_all("x-one").iter().collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(framing, Framing::Length(2));
         assert_eq!(&buffer[..], b"okNEXT");
         assert!(head("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n", false).unwrap().is_none(), "incomplete");
+    }
+
+    #[test]
+    fn hop_by_hop_fields_are_left_out_as_they_are_read() {
+        let plain = head(
+            "HTTP/1.1 200 OK\r\nconnection: keep-alive\r\nkeep-alive: timeout=5\r\nx-app: 1\r\ncontent-length: 0\r\n\r\n",
+            false,
+        );
+        let plain = plain.unwrap().unwrap();
+        assert_eq!(plain.parts.headers.keys().map(HeaderName::as_str).collect::<Vec<_>>(), ["x-app", "content-length"]);
+        assert!(!plain.close);
+        let named = head("HTTP/1.1 200 OK\r\nConnection: close, x-hop\r\nx-hop: 1\r\ncontent-length: 0\r\n\r\n", false);
+        let named = named.unwrap().unwrap();
+        assert!(named.close);
+        assert!(named.parts.headers.contains_key(CONNECTION), "kept, so the fields it names are removed with it");
+        let chunked = head("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", false).unwrap().unwrap();
+        assert!(!chunked.parts.headers.contains_key(TRANSFER_ENCODING));
+        assert_eq!(chunked.framing, Framing::Chunked(Chunk::Size));
     }
 
     #[test]
@@ -485,7 +529,7 @@ mod tests {
             Framing::Length(0)
         );
         let for_head = head(&answer("200 OK", "content-length: 5\r\n"), true).unwrap().unwrap();
-        assert_eq!(for_head.1, Framing::Length(0), "no body follows an answer to HEAD");
+        assert_eq!(for_head.framing, Framing::Length(0), "no body follows an answer to HEAD");
         for smuggling in [
             "transfer-encoding: chunked\r\ncontent-length: 5\r\n",
             "transfer-encoding: gzip, chunked\r\n",

@@ -17,7 +17,7 @@ pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// The hop-by-hop headers that are always removed, named or not in `Connection`.
-fn is_fixed_hop_by_hop(name: &HeaderName) -> bool {
+pub fn is_fixed_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
         "connection"

@@ -65,6 +65,10 @@ impl Route {
         let rest = if self.strip_prefix { &path[self.prefix.len()..] } else { path };
         let query = uri.query();
         let base = &self.target.base_path;
+        if base.is_empty() && !self.strip_prefix {
+            // The client's own path and query (shared, not copied), in origin form.
+            return Ok(Uri::from(uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"))));
+        }
 
         let mut target = String::with_capacity(base.len() + rest.len() + 2 + query.map_or(0, str::len));
         target.push_str(base);
