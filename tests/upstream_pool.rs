@@ -68,3 +68,45 @@ async fn a_connection_the_upstream_closed_while_idle_is_replaced() {
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 5, "each request after an idle close needed a new connection");
 }
+
+/// A raw HTTP/1.0 upstream, like Python's `http.server`: reads a request, answers with
+/// `answer`, closes. Counts the connections it accepted.
+async fn one_shot_upstream(answer: &'static [u8]) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buffer = [0; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let _ = stream.write_all(answer).await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn http_1_0_upstreams_that_close_after_each_answer_are_served() {
+    for answer in [
+        &b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil close"[..],
+        b"HTTP/1.0 200 OK\r\ncontent-length: 11\r\n\r\nuntil close",
+    ] {
+        let (addr, accepted) = one_shot_upstream(answer).await;
+        let gateway = ConfigBuilder::new().server("workers = 1").route("/", addr).start().await;
+        for i in 0..3 {
+            let reply = get(&gateway.url("/"), &[]).await;
+            assert_eq!((reply.status.as_u16(), reply.text().as_str()), (200, "until close"), "request {i}");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3, "an HTTP/1.0 answer without keep-alive is never reused");
+    }
+}

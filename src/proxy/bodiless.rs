@@ -7,8 +7,9 @@
 //! request (callgrind). Here the request's own task writes the request head and reads
 //! the answer.
 //!
-//! The answer is read as RFC 9112 §6.3 says. Interim 1xx answers are skipped. There is
-//! no body for HEAD, 204 and 304. `Transfer-Encoding: chunked` is decoded; otherwise
+//! The answer is read as RFC 9112 §6.3 says. Interim 1xx answers are skipped. HTTP/1.0
+//! answers are read too (the connection is kept only when they say `keep-alive`).
+//! There is no body for HEAD, 204 and 304. `Transfer-Encoding: chunked` is decoded; otherwise
 //! `Content-Length` counts the body; without either, the body lasts until the upstream
 //! closes. Some answers are refused as a failed exchange (502), because they are how
 //! response splitting is tried:
@@ -167,7 +168,8 @@ async fn read_head(connection: &mut Connection, head_request: bool) -> Result<He
 struct Head {
     parts: http::response::Parts,
     framing: Framing,
-    /// The upstream said `Connection: close`.
+    /// The upstream closes the connection after this answer: it said
+    /// `Connection: close`, or it answered HTTP/1.0 without `keep-alive`.
     close: bool,
 }
 
@@ -185,9 +187,9 @@ fn parse_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Head>,
             Err(_) => return Err(ExchangeError::Invalid("malformed response head")),
         };
         let code = parsed.code.unwrap_or_default();
-        if parsed.version != Some(1) {
-            return Err(ExchangeError::Invalid("not an HTTP/1.1 answer"));
-        }
+        // HTTP/1.0 answers (simple servers still send them) keep the connection only
+        // when they say `keep-alive`, and know no transfer codings.
+        let http10 = parsed.version == Some(0);
         if code == 101 {
             return Err(ExchangeError::Invalid("101 answer to a request that asked for no upgrade"));
         }
@@ -199,7 +201,7 @@ fn parse_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Head>,
         // Names now, and where each value sits in the head, so values can share its bytes.
         let base = buffer.as_ptr() as usize;
         let mut fields = Vec::with_capacity(parsed.headers.len());
-        let (mut close, mut codings, mut only_chunked) = (false, 0, true);
+        let (mut close, mut keep_alive, mut codings, mut only_chunked) = (false, false, 0, true);
         for field in parsed.headers.iter() {
             let name = HeaderName::from_bytes(field.name.as_bytes())
                 .map_err(|_| ExchangeError::Invalid("invalid header name"))?;
@@ -209,14 +211,14 @@ fn parse_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Head>,
                 continue;
             }
             if name == CONNECTION {
-                let mut tokens = field.value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii);
-                let (mut names_others, mut says_close) = (false, false);
-                for token in &mut tokens {
-                    says_close |= token.eq_ignore_ascii_case(b"close");
-                    names_others |=
-                        !(token.eq_ignore_ascii_case(b"close") || token.eq_ignore_ascii_case(b"keep-alive"));
+                let mut names_others = false;
+                for token in field.value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii) {
+                    let (says_close, says_keep_alive) =
+                        (token.eq_ignore_ascii_case(b"close"), token.eq_ignore_ascii_case(b"keep-alive"));
+                    close |= says_close;
+                    keep_alive |= says_keep_alive;
+                    names_others |= !(says_close || says_keep_alive);
                 }
-                close |= says_close;
                 if !names_others {
                     continue;
                 }
@@ -225,6 +227,10 @@ fn parse_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Head>,
             }
             fields.push((name, field.value.as_ptr() as usize - base, field.value.len()));
         }
+        if http10 && codings > 0 {
+            return Err(ExchangeError::Invalid("Transfer-Encoding in an HTTP/1.0 answer"));
+        }
+        close |= http10 && !keep_alive;
         let transfer_coding = (codings > 0).then_some(codings == 1 && only_chunked);
         let head = buffer.split_to(length).freeze();
         // One more for the X-Request-Id the gateway adds.
@@ -499,10 +505,21 @@ mod tests {
     }
 
     #[test]
+    fn http_1_0_answers_keep_the_connection_only_when_they_say_so() {
+        let closes = head("HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok", false).unwrap().unwrap();
+        assert!(closes.close);
+        assert_eq!(closes.framing, Framing::Length(2));
+        let kept = head("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\ncontent-length: 2\r\n\r\nok", false);
+        assert!(!kept.unwrap().unwrap().close);
+        let until_close = head("HTTP/1.0 200 OK\r\n\r\nbody", false).unwrap().unwrap();
+        assert_eq!(until_close.framing, Framing::UntilClose);
+    }
+
+    #[test]
     fn bad_heads_are_refused() {
         for text in [
             "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n",
-            "HTTP/1.0 200 OK\r\n\r\n",
+            "HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
             "HTTP/1.1 200 OK\r\nbad header\r\n\r\n",
             "garbage\r\n\r\n",
         ] {
