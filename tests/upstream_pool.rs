@@ -1,5 +1,6 @@
-//! The per-worker upstream pool: keep-alive connections are reused, and a connection
-//! the upstream closed while it sat idle is never used again.
+//! The per-worker upstream pool: keep-alive connections are reused, a connection the
+//! upstream closed while it sat idle is never used again, and one the upstream closes
+//! after each answer (HTTP/1.0) is never reused.
 
 mod common;
 
@@ -8,42 +9,53 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
-/// A raw HTTP/1.1 upstream: answers `ok` to each request on a connection, keeps the
-/// connection open for `linger` after each answer (without announcing a close), then
-/// closes it. Counts the connections it accepted.
-async fn upstream(linger: Duration) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+/// A raw upstream on 127.0.0.1 that hands each accepted connection to `serve` and
+/// counts the connections it accepted.
+async fn counting_upstream<F, Fut>(serve: F) -> (std::net::SocketAddr, Arc<AtomicUsize>)
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let counter = accepted.clone();
     tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
+        while let Ok((stream, _)) = listener.accept().await {
             counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buffer = vec![0; 16 * 1024];
-                let mut head = Vec::new();
-                loop {
-                    let read = tokio::time::timeout(linger, stream.read(&mut buffer)).await;
-                    let Ok(Ok(n)) = read else { return }; // idle for `linger`: close silently
-                    if n == 0 {
-                        return;
-                    }
-                    head.extend_from_slice(&buffer[..n]);
-                    // Requests here are GETs without a body: one per blank line.
-                    while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                        head.drain(..end + 4);
-                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                        if stream.write_all(answer).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
+            tokio::spawn(serve(stream));
         }
     });
     (addr, accepted)
+}
+
+/// A raw HTTP/1.1 upstream: answers `ok` to each request on a connection, keeps the
+/// connection open for `linger` after each answer (without announcing a close), then
+/// closes it.
+async fn upstream(linger: Duration) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    counting_upstream(move |mut stream| async move {
+        let mut buffer = vec![0; 16 * 1024];
+        let mut head = Vec::new();
+        loop {
+            let read = tokio::time::timeout(linger, stream.read(&mut buffer)).await;
+            let Ok(Ok(n)) = read else { return }; // idle for `linger`: close silently
+            if n == 0 {
+                return;
+            }
+            head.extend_from_slice(&buffer[..n]);
+            // Requests here are GETs without a body: one per blank line.
+            while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                head.drain(..end + 4);
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                if stream.write_all(answer).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -70,29 +82,20 @@ async fn a_connection_the_upstream_closed_while_idle_is_replaced() {
 }
 
 /// A raw HTTP/1.0 upstream, like Python's `http.server`: reads a request, answers with
-/// `answer`, closes. Counts the connections it accepted.
+/// `answer`, closes.
 async fn one_shot_upstream(answer: &'static [u8]) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = accepted.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buffer = [0; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buffer[..n]),
-                    }
-                }
-                let _ = stream.write_all(answer).await;
-            });
+    counting_upstream(move |mut stream| async move {
+        let mut head = Vec::new();
+        let mut buffer = [0; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buffer[..n]),
+            }
         }
-    });
-    (addr, accepted)
+        let _ = stream.write_all(answer).await;
+    })
+    .await
 }
 
 #[tokio::test]
