@@ -57,5 +57,18 @@ fn main() {
     {
         write("return_to", &format!("seed-{i}"), target.as_bytes());
     }
+    // First byte: even = answer to a GET, odd = to a HEAD.
+    for (i, answer) in [
+        "0HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: keep-alive\r\n\r\nhello",
+        "0HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nt: 1\r\n\r\n",
+        "0HTTP/1.0 200 OK\r\nserver: x\r\n\r\nuntil close",
+        "1HTTP/1.1 304 Not Modified\r\ncontent-length: 7\r\n\r\n",
+        "0HTTP/1.1 200 OK\r\ncontent-length: 5, 5\r\nconnection: close, x-hop\r\nx-hop: 1\r\n\r\nhello",
+    ]
+    .iter()
+    .enumerate()
+    {
+        write("upstream_answer", &format!("seed-{i}"), answer.as_bytes());
+    }
     println!("wrote seeds; genuine session cookie in {} chunks", parts.len());
 }

@@ -129,7 +129,8 @@ pub async fn exchange(
 ) -> Result<Response<UpstreamBody>, ExchangeError> {
     connection.stream.write_all(request).await.map_err(ExchangeError::Write)?;
     let Head { parts, framing, close } = read_head(&mut connection, head_request).await?;
-    let lease = (!close).then_some(lease);
+    // A body framed by the close leaves nothing to reuse.
+    let lease = (!close && framing != Framing::UntilClose).then_some(lease);
     let mut body = UpstreamBody { connection: Some(connection), framing, lease };
     if body.is_end_stream() {
         body.finish();
@@ -250,7 +251,7 @@ fn parse_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Head>,
 }
 
 /// How the body of an answer ends.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Framing {
     /// This many bytes are left.
     Length(u64),
@@ -261,7 +262,7 @@ enum Framing {
     Done,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Chunk {
     /// Expecting a chunk-size line.
     Size,
@@ -269,8 +270,9 @@ enum Chunk {
     Data(u64),
     /// Expecting the CRLF after a chunk's data.
     DataEnd,
-    /// After the last chunk: trailer lines until an empty one.
-    Trailers,
+    /// After the last chunk: trailer lines until an empty one (this many bytes of
+    /// them so far).
+    Trailers(usize),
 }
 
 /// How the body is framed; `transfer_coding` says whether the answer had a
@@ -322,12 +324,11 @@ pub struct UpstreamBody {
 }
 
 impl UpstreamBody {
-    /// The body has ended: the connection goes back to the pool if its framing allows
-    /// reuse, the upstream did not ask to close, and nothing follows the body.
+    /// The body has ended: the connection goes back to the pool if it may be reused
+    /// (see [`exchange`]) and nothing follows the body.
     fn finish(&mut self) {
-        let reusable = self.framing != Framing::UntilClose;
         self.framing = Framing::Done;
-        if let (true, Some(connection), Some((pool, upstream))) = (reusable, self.connection.take(), self.lease.take())
+        if let (Some(connection), Some((pool, upstream))) = (self.connection.take(), self.lease.take())
             && connection.buffer.is_empty()
         {
             pool.checkin_plain(upstream, connection);
@@ -351,78 +352,30 @@ impl Body for UpstreamBody {
             let Some(connection) = this.connection.as_mut() else {
                 return Poll::Ready(None);
             };
-            let buffered = !connection.buffer.is_empty();
-            match this.framing {
-                Framing::Done => return Poll::Ready(None),
-                Framing::Length(0) => {
-                    this.finish();
-                    return Poll::Ready(None);
-                }
-                Framing::Length(left) | Framing::Chunked(Chunk::Data(left)) if buffered => {
-                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(connection.buffer.len());
-                    let data = connection.buffer.split_to(take).freeze();
-                    let left = left - take as u64;
-                    match &mut this.framing {
-                        Framing::Length(rest) => {
-                            *rest = left;
-                            if left == 0 {
-                                this.finish();
-                            }
-                        }
-                        chunked => {
-                            *chunked = Framing::Chunked(if left == 0 { Chunk::DataEnd } else { Chunk::Data(left) })
-                        }
+            match decode(&mut this.framing, &mut connection.buffer) {
+                Ok(Step::Data(data)) => {
+                    // The last bytes of a counted body: the server may not ask again.
+                    if this.framing == Framing::Length(0) {
+                        this.finish();
                     }
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Framing::UntilClose if buffered => {
-                    return Poll::Ready(Some(Ok(Frame::data(connection.buffer.split().freeze()))));
+                Ok(Step::End) => {
+                    this.finish();
+                    return Poll::Ready(None);
                 }
-                Framing::Chunked(Chunk::Size) | Framing::Chunked(Chunk::Trailers) if buffered => {
-                    let Some(end) = memchr::memmem::find(&connection.buffer, b"\r\n") else {
-                        if connection.buffer.len() > MAX_LINE {
-                            return this.fail(ExchangeError::Invalid("chunk line too long"));
-                        }
-                        if let Some(error) = ready!(fill(connection, cx)) {
-                            return this.fail(error);
-                        }
-                        continue;
-                    };
-                    let line = connection.buffer.split_to(end + 2);
-                    let line = &line[..end];
-                    if this.framing == Framing::Chunked(Chunk::Trailers) {
-                        if line.is_empty() {
-                            this.finish();
-                            return Poll::Ready(None);
-                        }
-                        continue; // a trailer field: not passed on
-                    }
-                    match chunk_size(line) {
-                        Some(0) => this.framing = Framing::Chunked(Chunk::Trailers),
-                        Some(size) => this.framing = Framing::Chunked(Chunk::Data(size)),
-                        None => return this.fail(ExchangeError::Invalid("malformed chunk size")),
-                    }
-                }
-                Framing::Chunked(Chunk::DataEnd) if connection.buffer.len() >= 2 => {
-                    if &connection.buffer[..2] != b"\r\n" {
-                        return this.fail(ExchangeError::Invalid("chunk data longer than its size"));
-                    }
-                    connection.buffer.advance(2);
-                    this.framing = Framing::Chunked(Chunk::Size);
-                }
-                Framing::UntilClose => match ready!(connection.poll_fill(cx)) {
-                    Ok(0) => {
+                Ok(Step::More) => match ready!(connection.poll_fill(cx)) {
+                    Ok(0) if this.framing == Framing::UntilClose => {
                         this.finish();
                         return Poll::Ready(None);
+                    }
+                    Ok(0) => {
+                        return this.fail(ExchangeError::Invalid("the upstream closed the connection within the body"));
                     }
                     Ok(_) => {}
                     Err(err) => return this.fail(ExchangeError::Read(err)),
                 },
-                _ => {
-                    if let Some(error) = ready!(fill(connection, cx)) {
-                        return this.fail(error);
-                    }
-                }
+                Err(error) => return this.fail(error),
             }
         }
     }
@@ -440,13 +393,100 @@ impl Body for UpstreamBody {
     }
 }
 
-/// Reads more of a body that is not over: the end of the stream is an error here.
-fn fill(connection: &mut Connection, cx: &mut Context<'_>) -> Poll<Option<ExchangeError>> {
-    Poll::Ready(match ready!(connection.poll_fill(cx)) {
-        Ok(0) => Some(ExchangeError::Invalid("the upstream closed the connection within the body")),
-        Ok(_) => None,
-        Err(err) => Some(ExchangeError::Read(err)),
-    })
+/// What a body's framing makes of the bytes buffered so far.
+#[derive(Debug, PartialEq)]
+enum Step {
+    /// Body bytes, taken off the buffer.
+    Data(Bytes),
+    /// The body is complete.
+    End,
+    /// More bytes are needed. At the end of the stream that ends only a body framed by
+    /// the close; any other body is cut short.
+    More,
+}
+
+/// Takes the next piece of the body off `buffer`, without I/O, so every framing rule
+/// is one function (and fuzzed: `fuzz/fuzz_targets/upstream_answer.rs`).
+fn decode(framing: &mut Framing, buffer: &mut BytesMut) -> Result<Step, ExchangeError> {
+    loop {
+        match *framing {
+            Framing::Done | Framing::Length(0) => return Ok(Step::End),
+            Framing::Length(_) | Framing::Chunked(Chunk::Data(_)) | Framing::UntilClose if buffer.is_empty() => {
+                return Ok(Step::More);
+            }
+            Framing::Length(left) | Framing::Chunked(Chunk::Data(left)) => {
+                let take = usize::try_from(left).unwrap_or(usize::MAX).min(buffer.len());
+                let data = buffer.split_to(take).freeze();
+                let left = left - take as u64;
+                *framing = match *framing {
+                    Framing::Length(_) => Framing::Length(left),
+                    _ if left == 0 => Framing::Chunked(Chunk::DataEnd),
+                    _ => Framing::Chunked(Chunk::Data(left)),
+                };
+                return Ok(Step::Data(data));
+            }
+            Framing::UntilClose => return Ok(Step::Data(buffer.split().freeze())),
+            Framing::Chunked(Chunk::DataEnd) => {
+                if buffer.len() < 2 {
+                    return Ok(Step::More);
+                }
+                if &buffer[..2] != b"\r\n" {
+                    return Err(ExchangeError::Invalid("chunk data longer than its size"));
+                }
+                buffer.advance(2);
+                *framing = Framing::Chunked(Chunk::Size);
+            }
+            Framing::Chunked(Chunk::Size | Chunk::Trailers(_)) => {
+                let Some(end) = memchr::memmem::find(buffer, b"\r\n") else {
+                    if buffer.len() > MAX_LINE {
+                        return Err(ExchangeError::Invalid("chunk line too long"));
+                    }
+                    return Ok(Step::More);
+                };
+                let line = buffer.split_to(end + 2);
+                match *framing {
+                    Framing::Chunked(Chunk::Trailers(_)) if end == 0 => {
+                        *framing = Framing::Done;
+                        return Ok(Step::End);
+                    }
+                    // A trailer field: read, not passed on.
+                    Framing::Chunked(Chunk::Trailers(seen)) => {
+                        let seen = seen + line.len();
+                        if seen > MAX_HEAD {
+                            return Err(ExchangeError::Invalid("trailers too large"));
+                        }
+                        *framing = Framing::Chunked(Chunk::Trailers(seen));
+                    }
+                    _ => {
+                        *framing = match chunk_size(&line[..end]) {
+                            Some(0) => Framing::Chunked(Chunk::Trailers(0)),
+                            Some(size) => Framing::Chunked(Chunk::Data(size)),
+                            None => return Err(ExchangeError::Invalid("malformed chunk size")),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An upstream's answer read from `bytes` alone, the way the exchange reads it: the
+/// head, then the body as far as the bytes go. Gives the status, the body bytes and
+/// whether the body ended within `bytes`; None while the head is incomplete. For
+/// `fuzz/` (the exchange itself reads from a connection).
+#[doc(hidden)]
+pub fn read_answer(bytes: &[u8], head_request: bool) -> Result<Option<(StatusCode, Vec<u8>, bool)>, ExchangeError> {
+    let mut buffer = BytesMut::from(bytes);
+    let Some(head) = parse_head(&mut buffer, head_request)? else { return Ok(None) };
+    let mut framing = head.framing;
+    let mut body = Vec::new();
+    loop {
+        match decode(&mut framing, &mut buffer)? {
+            Step::Data(data) => body.extend_from_slice(&data),
+            Step::End => return Ok(Some((head.parts.status, body, true))),
+            Step::More => return Ok(Some((head.parts.status, body, false))),
+        }
+    }
 }
 
 /// The size of a chunk-size line (hex digits, then optional `;extensions`).
@@ -616,6 +656,21 @@ mod tests {
         assert!(matches!(cut, Err(ExchangeError::Invalid(_))), "{cut:?}");
         let cut_chunked = body_from(Framing::Chunked(Chunk::Size), &[b"5\r\nab"]).await;
         assert!(cut_chunked.is_err());
+    }
+
+    #[test]
+    fn whole_answers_decode_without_io() {
+        let chunked = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nx: 1\r\n\r\n";
+        assert_eq!(read_answer(chunked.as_bytes(), false).unwrap(), Some((StatusCode::OK, b"abc".to_vec(), true)));
+        let cut = "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc";
+        assert_eq!(read_answer(cut.as_bytes(), false).unwrap(), Some((StatusCode::OK, b"abc".to_vec(), false)));
+        let mut endless = String::from("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n");
+        while endless.len() < MAX_HEAD + 1024 {
+            endless.push_str("x-trailer: 0123456789abcdef\r\n");
+        }
+        assert!(matches!(read_answer(endless.as_bytes(), false), Err(ExchangeError::Invalid("trailers too large"))));
+        let long_line = format!("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1;{}", "e".repeat(MAX_LINE + 1));
+        assert!(read_answer(long_line.as_bytes(), false).is_err());
     }
 
     #[tokio::test]

@@ -4,6 +4,8 @@
 //! id in, upstream URI and `Host`) → send it with a response-header deadline → switch
 //! to a tunnel on `101 Switching Protocols` → strip hop-by-hop headers from the answer.
 //! Bodies stream in both directions under an idle timeout and are never buffered.
+//! GET and HEAD requests without a body take the gateway's own HTTP/1.1 exchange
+//! (`bodiless.rs`), every other request hyper's client (`client.rs`).
 
 mod bodiless;
 pub mod body;
@@ -13,6 +15,10 @@ pub mod path;
 pub mod peer;
 pub mod routes;
 mod upgrade;
+
+/// For `fuzz/`: an upstream answer read the way the gateway's own exchange reads it.
+#[doc(hidden)]
+pub use bodiless::read_answer;
 
 use crate::config::{Config, UpstreamConfig};
 use crate::error::{BoxError, GatewayError};
