@@ -113,3 +113,42 @@ async fn http_1_0_upstreams_that_close_after_each_answer_are_served() {
         assert_eq!(accepted.load(Ordering::SeqCst), 3, "an HTTP/1.0 answer without keep-alive is never reused");
     }
 }
+
+/// An upstream that answers the first request on each connection (keep-alive), then
+/// reads the next one and closes without answering: what a server does that drops an
+/// idle connection just as a request arrives on it.
+async fn answers_once_per_connection() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    counting_upstream(|mut stream| async move {
+        let mut buffer = [0; 4096];
+        let mut head = Vec::new();
+        let mut answered = false;
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buffer[..n]),
+            }
+            if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                if answered {
+                    return; // the second request: closed unanswered
+                }
+                head.drain(..end + 4);
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+                answered = true;
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_get_the_upstream_drops_unanswered_on_a_reused_connection_is_sent_again() {
+    let (addr, accepted) = answers_once_per_connection().await;
+    let gateway = ConfigBuilder::new().server("workers = 1").route("/", addr).start().await;
+    for i in 0..3 {
+        let reply = get(&gateway.url(&format!("/item/{i}")), &[]).await;
+        assert_eq!((reply.status.as_u16(), reply.text().as_str()), (200, "ok"), "request {i}");
+    }
+    // Request 0 opens a connection. Requests 1 and 2 each find the previous connection
+    // in the pool, lose it unanswered, and go out again on a new one.
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
