@@ -39,7 +39,7 @@ pub struct Gateway {
 
 /// Headers the gateway may add to a proxied request (at most 10): four identity
 /// headers, the assertion, `Authorization`, three `X-Forwarded-*`, `X-Request-Id`.
-const ADDED_HEADERS: usize = 12;
+const ADDED_HEADERS: usize = 10;
 
 /// The metrics and log label of the gateway's own `/auth/` endpoints.
 const AUTH_ROUTE: &str = "/auth/";

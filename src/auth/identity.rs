@@ -7,7 +7,7 @@
 use super::assertion::Assertions;
 use super::session::Session;
 use crate::config::IdentityConfig;
-use crate::proxy::headers::Added;
+use crate::proxy::headers::{self, Added};
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::OnceLock;
@@ -37,20 +37,14 @@ impl IdentityHeaders {
     /// Spellings with `_` for `-` go too: CGI, WSGI, Rack and PHP turn both into the
     /// same variable (`HTTP_X_USER_ID`), so `x_user_id` would pass for `x-user-id`.
     pub fn strip(&self, headers: &mut HeaderMap, request_id: &str) -> bool {
-        // One pass over the names the request has, not a lookup per name we own.
-        let is_ours = |name: &HeaderName| {
+        let spoofed = headers::remove_where(headers, |name| {
             self.names.contains(name)
                 || (name.as_str().contains('_') && self.names.iter().any(|own| same_for_cgi(name, own)))
-        };
-        if !headers.keys().any(is_ours) {
-            return false;
-        }
-        let spoofed: Vec<HeaderName> = headers.keys().filter(|name| is_ours(name)).cloned().collect();
-        for name in spoofed {
+        });
+        for name in &spoofed {
             tracing::warn!(request_id, header = %name, "removed an identity header sent by the client");
-            headers.remove(name);
         }
-        true
+        !spoofed.is_empty()
     }
 
     /// Sets the identity headers of `who` (a Bearer token's identity).

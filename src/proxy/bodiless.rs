@@ -31,7 +31,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// Read buffer per connection (hyper's default too); a head may grow it to `MAX_HEAD`.
@@ -149,11 +149,7 @@ async fn read_head(connection: &mut Connection, head_request: bool) -> Result<He
                 return Err(ExchangeError::Invalid("response head too large"));
             }
         }
-        if connection.buffer.capacity() - connection.buffer.len() < 1024 {
-            connection.buffer.reserve(BUFFER);
-        }
-        let read = connection.stream.read_buf(&mut connection.buffer).await;
-        match read {
+        match std::future::poll_fn(|cx| connection.poll_fill(cx)).await {
             Ok(0) if !received => return Err(ExchangeError::ClosedUnanswered),
             Ok(0) => return Err(ExchangeError::Invalid("the upstream closed the connection within the response head")),
             Ok(_) => received = true,

@@ -31,16 +31,18 @@ pub fn is_fixed_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-/// Removes every header whose name `unwanted` picks. One pass over the names a message
-/// has (a handful), instead of one hashed lookup for each name it might have.
-pub fn remove_where(headers: &mut HeaderMap, unwanted: impl Fn(&HeaderName) -> bool) {
+/// Removes every header whose name `unwanted` picks, and returns their names. One pass
+/// over the names a message has (a handful), instead of one hashed lookup for each
+/// name it might have; nothing is allocated when none is found.
+pub fn remove_where(headers: &mut HeaderMap, unwanted: impl Fn(&HeaderName) -> bool) -> Vec<HeaderName> {
     if !headers.keys().any(&unwanted) {
-        return;
+        return Vec::new();
     }
     let found: Vec<HeaderName> = headers.keys().filter(|name| unwanted(name)).cloned().collect();
-    for name in found {
+    for name in &found {
         headers.remove(name);
     }
+    found
 }
 
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {

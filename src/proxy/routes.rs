@@ -61,14 +61,14 @@ impl Route {
 
     /// The URI to request upstream for a client request to `uri`.
     pub fn upstream_uri(&self, uri: &Uri) -> Result<Uri, http::Error> {
-        let path = uri.path();
-        let rest = if self.strip_prefix { &path[self.prefix.len()..] } else { path };
-        let query = uri.query();
         let base = &self.target.base_path;
         if base.is_empty() && !self.strip_prefix {
             // The client's own path and query (shared, not copied), in origin form.
             return Ok(Uri::from(uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"))));
         }
+        let path = uri.path();
+        let rest = if self.strip_prefix { &path[self.prefix.len()..] } else { path };
+        let query = uri.query();
 
         let mut target = String::with_capacity(base.len() + rest.len() + 2 + query.map_or(0, str::len));
         target.push_str(base);
@@ -97,21 +97,17 @@ impl RouteTable {
         let mut routes: Vec<Route> =
             configs.iter().map(|config| Route::new(config, case_insensitive, metrics)).collect();
         routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
-        let mut distinct: Vec<&http::uri::Authority> = Vec::new();
-        let indexes: Vec<usize> = routes
-            .iter()
-            .map(|route| {
-                distinct.iter().position(|known| **known == route.target.authority).unwrap_or_else(|| {
-                    distinct.push(&route.target.authority);
+        let mut distinct: Vec<http::uri::Authority> = Vec::new();
+        for route in &mut routes {
+            route.upstream = match distinct.iter().position(|known| *known == route.target.authority) {
+                Some(index) => index,
+                None => {
+                    distinct.push(route.target.authority.clone());
                     distinct.len() - 1
-                })
-            })
-            .collect();
-        let upstreams = distinct.len();
-        for (route, index) in routes.iter_mut().zip(indexes) {
-            route.upstream = index;
+                }
+            };
         }
-        Self { routes, upstreams }
+        Self { routes, upstreams: distinct.len() }
     }
 
     /// How many distinct upstreams (authorities) the routes name.
