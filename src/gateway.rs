@@ -4,6 +4,7 @@
 //! into a response (`respond.rs`), and writes one access-log line. The log line names
 //! the path without its query string: queries can carry codes and tokens.
 
+use crate::auth::cookies::{RequestCookies, UpstreamCookies};
 use crate::auth::refresh::Outcome;
 use crate::auth::session::Session;
 use crate::auth::{self, Auth, bearer, csrf, policy};
@@ -68,11 +69,19 @@ impl Gateway {
         let logged = self.access_log.then(|| (request.method().clone(), request.uri().path().to_owned()));
 
         let id = request_id.to_str().unwrap_or_default();
-        let mut request = request;
-        let refusal = refuse_early(&mut request, &self.limits);
-        let path = request.uri().path();
+        // Taken apart so the cookies, read once here, can borrow the headers while the
+        // path is normalized.
+        let (mut head, body) = request.into_parts();
+        let cookies = RequestCookies::read(&head.headers);
+        let refusal = refuse_early(&head.method, &mut head.uri, &head.headers, &cookies, &self.limits);
+        let path = head.uri.path();
         let is_auth_endpoint = refusal.is_none() && self.auth.is_some() && path.starts_with("/auth/");
         let route = if is_auth_endpoint || refusal.is_some() { None } else { self.proxy.route(path) };
+        let checked = match (&self.auth, route) {
+            (Some(auth), Some(route)) => Some(CookieCheck::of(auth, &cookies, route)),
+            _ => None,
+        };
+        let request = Request::from_parts(head, body);
         let result = if let Some(refusal) = refusal {
             Err(refusal)
         } else if let (true, Some(auth)) = (is_auth_endpoint, &self.auth) {
@@ -82,7 +91,7 @@ impl Gateway {
             Ok(Box::pin(auth::handle(auth, request, id)).await)
         } else {
             match route {
-                Some(route) => self.authenticate_and_forward(route, request, &peer, &request_id).await,
+                Some(route) => self.authenticate_and_forward(route, request, checked, &peer, &request_id).await,
                 None => Err(GatewayError::NoRoute),
             }
         };
@@ -126,16 +135,15 @@ impl Gateway {
         &self,
         route: &Route,
         mut request: Request<Incoming>,
+        checked: Option<CookieCheck>,
         peer: &Peer,
         request_id: &HeaderValue,
     ) -> Result<Response<ProxyBody>, GatewayError> {
-        if let Some(auth) = &self.auth {
+        if let (Some(auth), Some(CookieCheck { session, upstream_cookies, now })) = (&self.auth, checked) {
             let id = request_id.to_str().unwrap_or_default();
             auth.identity.strip(request.headers_mut(), id);
             let mut cookies = HeaderMap::new();
             let mut added = Added::with_capacity(ADDED_HEADERS);
-            let now = auth::now_secs();
-            let (session, upstream_cookies) = auth.inspect_cookies(request.headers(), now, !route.public);
             if !route.public {
                 let session = match session {
                     Some(session) => self.fresh(auth, session, request.headers(), &mut cookies, now, id).await,
@@ -216,6 +224,23 @@ impl Gateway {
     }
 }
 
+/// What a proxied request's cookies say, when a provider is configured: its session
+/// (on a protected route) and what the upstream may see of them.
+struct CookieCheck {
+    session: Option<Arc<Session>>,
+    upstream_cookies: UpstreamCookies,
+    /// The time the session was checked at.
+    now: u64,
+}
+
+impl CookieCheck {
+    fn of(auth: &Auth, cookies: &RequestCookies, route: &Route) -> Self {
+        let now = auth::now_secs();
+        let session = if route.public { None } else { auth.session_among(&cookies.pairs, now) };
+        Self { session, upstream_cookies: auth.jar.for_upstream(&cookies.pairs), now }
+    }
+}
+
 enum Freshness {
     Valid(Arc<Session>),
     Missing,
@@ -229,42 +254,35 @@ enum Freshness {
 /// upstreams could read differently from the gateway (`proxy/path.rs`). A path that is
 /// accepted is replaced by its normalized form, which everything after this decides on
 /// and the upstream receives.
-fn refuse_early(request: &mut Request<Incoming>, limits: &RequestLimits) -> Option<GatewayError> {
-    let method = request.method();
+fn refuse_early(
+    method: &Method,
+    uri: &mut Uri,
+    headers: &HeaderMap,
+    cookies: &RequestCookies,
+    limits: &RequestLimits,
+) -> Option<GatewayError> {
     if method == Method::CONNECT || method == Method::TRACE {
         return Some(GatewayError::MethodNotAllowed(method.clone()));
     }
     // RFC 9112 §3.2: which of two Hosts counts is up to each reader, so neither does.
-    if request.headers().get_all(http::header::HOST).iter().nth(1).is_some() {
+    if headers.get_all(http::header::HOST).iter().nth(1).is_some() {
         return Some(GatewayError::DuplicateHost);
     }
-    if cookies_exceed(request.headers(), limits) {
+    if cookies.exceed(limits) {
         return Some(GatewayError::CookiesTooLarge);
     }
-    let normal = match path::normalize(request.uri().path()) {
+    let normal = match path::normalize(uri.path()) {
         Ok(Cow::Borrowed(_)) => return None,
         Ok(Cow::Owned(normal)) => normal,
         Err(err) => return Some(err.into()),
     };
-    let mut parts = request.uri().clone().into_parts();
-    let path_and_query = match request.uri().query() {
+    let mut parts = uri.clone().into_parts();
+    let path_and_query = match uri.query() {
         Some(query) => format!("{normal}?{query}"),
         None => normal,
     };
     // A normalized path only loses or decodes characters, so it always parses again.
     parts.path_and_query = Some(path_and_query.parse().expect("a normalized path is a valid path"));
-    *request.uri_mut() = Uri::from_parts(parts).expect("the same URI with another path");
+    *uri = Uri::from_parts(parts).expect("the same URI with another path");
     None
-}
-
-/// Whether the `Cookie` headers together are larger or more numerous than allowed.
-fn cookies_exceed(headers: &HeaderMap, limits: &RequestLimits) -> bool {
-    let (mut bytes, mut count) = (0, 0);
-    for value in headers.get_all(http::header::COOKIE) {
-        let value = value.as_bytes();
-        bytes += value.len();
-        // SIMD: this runs over every request's kilobytes of session cookie.
-        count += 1 + memchr::memchr_iter(b';', value).count();
-    }
-    bytes > limits.cookie_bytes || count > limits.cookie_count
 }

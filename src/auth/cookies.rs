@@ -6,6 +6,7 @@
 //! `session.insecure_dev_cookies`, for http://localhost development, drops the prefix
 //! and `Secure`.
 
+use crate::config::RequestLimits;
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue};
 
@@ -109,23 +110,48 @@ impl CookieJar {
 
 /// Every (name, value) pair of the request's `Cookie` headers, in order, borrowed from
 /// the headers (a session is several kilobytes: not copied just to look at it).
-///
-/// Runs on every authenticated request over ~4.5 KB, so it uses the SIMD
-/// searches of `memchr` and `simdutf8` (the standard library's go a word at a time,
-/// which made this half the cost of the whole authenticated check).
 pub fn read(headers: &HeaderMap) -> Vec<(&str, &str)> {
-    let mut pairs = Vec::with_capacity(8);
-    for value in headers.get_all(COOKIE) {
-        let Ok(text) = simdutf8::basic::from_utf8(value.as_bytes()) else { continue };
-        let mut start = 0;
-        for end in memchr::memchr_iter(b';', text.as_bytes()).chain([text.len()]) {
-            if let Some((name, value)) = text[start..end].split_once('=') {
-                pairs.push((name.trim(), value.trim()));
+    RequestCookies::read(headers).pairs
+}
+
+/// A request's `Cookie` headers, read once for everything that looks at them: the
+/// limits, the session, and what the upstream may see.
+///
+/// Runs on every request over ~4.5 KB of session, so it scans them once, with the
+/// SIMD searches of `memchr` and `simdutf8` (the standard library's go a word at a
+/// time, which made this half the cost of the whole authenticated check).
+pub struct RequestCookies<'a> {
+    /// The (name, value) pairs, in order. A header that is not UTF-8 gives none.
+    pub pairs: Vec<(&'a str, &'a str)>,
+    /// `;`-separated entries, pairs or not, of every header: what a cookie bomb inflates.
+    pub entries: usize,
+    /// Bytes of every `Cookie` header.
+    pub bytes: usize,
+}
+
+impl<'a> RequestCookies<'a> {
+    pub fn read(headers: &'a HeaderMap) -> Self {
+        let mut cookies = Self { pairs: Vec::with_capacity(8), entries: 0, bytes: 0 };
+        for value in headers.get_all(COOKIE) {
+            let value = value.as_bytes();
+            cookies.bytes += value.len();
+            let text = simdutf8::basic::from_utf8(value).ok();
+            let mut start = 0;
+            for end in memchr::memchr_iter(b';', value).chain([value.len()]) {
+                cookies.entries += 1;
+                if let Some((name, value)) = text.and_then(|text| text[start..end].split_once('=')) {
+                    cookies.pairs.push((name.trim(), value.trim()));
+                }
+                start = end + 1;
             }
-            start = end + 1;
         }
+        cookies
     }
-    pairs
+
+    /// Whether they are larger or more numerous than `limits` allow.
+    pub fn exceed(&self, limits: &RequestLimits) -> bool {
+        self.bytes > limits.cookie_bytes || self.entries > limits.cookie_count
+    }
 }
 
 #[cfg(test)]
@@ -159,6 +185,19 @@ mod tests {
         pairs.append(COOKIE, HeaderValue::from_bytes(b"skipped=\xff").unwrap());
         pairs.append(COOKIE, HeaderValue::from_bytes("d=caf\u{e9}".as_bytes()).unwrap());
         assert_eq!(read(&pairs), [("a", "1"), ("b", "2"), ("c", "x=y"), ("d", "caf\u{e9}")]);
+
+        let read = RequestCookies::read(&pairs);
+        assert_eq!(read.entries, 8, "every `;`-separated entry counts, pairs or not, UTF-8 or not");
+        assert_eq!(read.bytes, 28 + 9 + 7);
+        let limits = |cookie_bytes, cookie_count| RequestLimits {
+            header_bytes: 1 << 16,
+            headers: 100,
+            cookie_bytes,
+            cookie_count,
+        };
+        assert!(!read.exceed(&limits(44, 8)));
+        assert!(read.exceed(&limits(43, 8)));
+        assert!(read.exceed(&limits(44, 7)));
 
         let dev = CookieJar::new("portcullis", true);
         let mut out = HeaderMap::new();

@@ -120,19 +120,6 @@ impl Auth {
         (session.is_live(now) && !self.signed_out.contains(&session.sid, now)).then_some(session)
     }
 
-    /// A proxied request's cookies, read once: its session (when `protected`) and
-    /// what the upstream may see of them.
-    pub fn inspect_cookies(
-        &self,
-        headers: &http::HeaderMap,
-        now: u64,
-        protected: bool,
-    ) -> (Option<Arc<session::Session>>, cookies::UpstreamCookies) {
-        let pairs = cookies::read(headers);
-        let session = if protected { self.session_among(&pairs, now) } else { None };
-        (session, self.jar.for_upstream(&pairs))
-    }
-
     pub fn provider(&self) -> Option<&Arc<Provider>> {
         self.provider.get()
     }
