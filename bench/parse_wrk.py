@@ -97,6 +97,53 @@ def cmd_parse(args):
             print(json.dumps(parse_wrk(f.read(), path), sort_keys=True))
 
 
+# CPU time per request, from the process accounting bench/run writes next to each wrk
+# output (<cell>.cpu.json): the serving processes' user and system time, the upstream's,
+# and wrk's own.
+CPU_PARTS = ("server_user", "server_system", "server", "upstream", "wrk", "all")
+
+
+def cpu_per_request(path, requests, direct):
+    """µs of CPU per request for each of CPU_PARTS, or None without the file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except FileNotFoundError:
+        return None
+    if not requests:
+        return None
+    tick_us = 1e6 / raw["hz"]
+    out = {
+        "server_user": raw["server_user_ticks"] * tick_us / requests,
+        "server_system": raw["server_system_ticks"] * tick_us / requests,
+        "upstream": raw["upstream_ticks"] * tick_us / requests,
+        "wrk": raw["wrk_ms"] * 1e3 / requests,
+    }
+    out["server"] = out["server_user"] + out["server_system"]
+    # The direct target's server is the upstream: counted once.
+    out["all"] = out["server"] + out["wrk"] + (0.0 if direct else out["upstream"])
+    return out
+
+
+def print_cpu_table(rows, targets, conns):
+    print()
+    print("CPU time per request (µs; medians over the repeats; clock-tick accounting from /proc, so")
+    print("about ±1 %). *server* is the target's serving processes (nginx: its workers; Portcullis:")
+    print("the gateway process; direct: the upstream itself, also counted as *upstream*).")
+    print()
+    print("| target | conns | server user | server system | server | vs nginx | upstream | wrk | all |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for c in conns:
+        ngx = rows.get(("nginx", c), {}).get("cpu_us", {}).get("server")
+        for t in targets:
+            cpu = rows[(t, c)]["cpu_us"]
+            print(
+                "| %s | %d | %.1f | %.1f | %.1f | %s | %.1f | %.1f | %.1f |"
+                % (t, c, cpu["server_user"], cpu["server_system"], cpu["server"],
+                   fmt_ratio(cpu["server"], ngx), cpu["upstream"], cpu["wrk"], cpu["all"])
+            )
+
+
 def cmd_table(args):
     targets = args.targets.split()
     conns = [int(c) for c in args.conns.split()]
@@ -108,6 +155,9 @@ def cmd_table(args):
                 path = "%s/%s_c%d_r%d.txt" % (args.dir, t, c, r)
                 with open(path, encoding="utf-8", errors="replace") as f:
                     runs.append(parse_wrk(f.read(), path))
+                runs[-1]["cpu"] = cpu_per_request(
+                    path[: -len(".txt")] + ".cpu.json", runs[-1]["requests"], direct=t == "direct"
+                )
             errs = sum(sum(run["errors"].values()) for run in runs)
             rows[(t, c)] = {
                 "rps": statistics.median(run["rps"] for run in runs),
@@ -117,6 +167,10 @@ def cmd_table(args):
                 "errors": errs,
                 "requests": sum(run["requests"] for run in runs),
             }
+            if all(run["cpu"] for run in runs):
+                rows[(t, c)]["cpu_us"] = {
+                    part: statistics.median(run["cpu"][part] for run in runs) for part in CPU_PARTS
+                }
 
     # Paired ratios: bench/run measures repeat r of every target back to back, so the
     # ratio within a repeat sees the same machine; their median resists the drift of a
@@ -163,6 +217,8 @@ def cmd_table(args):
                     "- %s c=%d: %s (spread %.1f%% of median)"
                     % (t, c, ", ".join("%.0f" % v for v in vals), spread)
                 )
+    if all("cpu_us" in row for row in rows.values()):
+        print_cpu_table(rows, targets, conns)
     bad = [(t, c, rows[(t, c)]["errors"]) for (t, c) in rows if rows[(t, c)]["errors"]]
     if bad:
         print()
