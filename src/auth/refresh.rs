@@ -37,38 +37,49 @@ pub enum Outcome {
 
 type Key = [u8; 32];
 
+/// One lock over both maps: a request must see a refresh either still in flight or
+/// already recent, never in between (with two maps locked apart, a request arriving
+/// as a refresh ended found neither and refreshed again, with a rotated-out token).
 #[derive(Default)]
 pub struct Refresher {
-    in_flight: Mutex<HashMap<Key, Arc<OnceCell<Outcome>>>>,
-    recent: Mutex<HashMap<Key, (Instant, Outcome)>>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    in_flight: HashMap<Key, Arc<OnceCell<Outcome>>>,
+    recent: HashMap<Key, (Instant, Outcome)>,
 }
 
 impl Refresher {
     pub async fn refresh(&self, auth: &Auth, session: &Session, request_id: &str) -> Outcome {
         let Some(refresh_token) = &session.refresh_token else { return Outcome::Ended };
         let key: Key = Sha256::digest(refresh_token.as_bytes()).into();
-        if let Some(outcome) = self.recent(&key) {
-            return outcome;
-        }
-        let cell = self.in_flight.lock().expect("refresh lock").entry(key).or_default().clone();
-        let outcome = cell.get_or_init(|| exchange(auth, session, refresh_token, request_id)).await.clone();
-        {
-            let mut in_flight = self.in_flight.lock().expect("refresh lock");
-            if in_flight.get(&key).is_some_and(|current| Arc::ptr_eq(current, &cell)) {
-                in_flight.remove(&key);
-            }
-        }
-        if !matches!(outcome, Outcome::Unavailable) {
-            let mut recent = self.recent.lock().expect("refresh lock");
-            recent.retain(|_, (at, _)| at.elapsed() < LATE_REQUEST_GRACE);
-            recent.entry(key).or_insert_with(|| (Instant::now(), outcome.clone()));
-        }
-        outcome
+        self.once(key, || exchange(auth, session, refresh_token, request_id)).await
     }
 
-    fn recent(&self, key: &Key) -> Option<Outcome> {
-        let recent = self.recent.lock().expect("refresh lock");
-        recent.get(key).filter(|(at, _)| at.elapsed() < LATE_REQUEST_GRACE).map(|(_, outcome)| outcome.clone())
+    /// The outcome of `exchange` for the refresh token hashed to `key`, run once for all
+    /// requests in flight and reused by those arriving within [`LATE_REQUEST_GRACE`].
+    async fn once<F: Future<Output = Outcome>>(&self, key: Key, exchange: impl FnOnce() -> F) -> Outcome {
+        let cell = {
+            let mut state = self.state.lock().expect("refresh lock");
+            if let Some((at, outcome)) = state.recent.get(&key)
+                && at.elapsed() < LATE_REQUEST_GRACE
+            {
+                return outcome.clone();
+            }
+            state.in_flight.entry(key).or_default().clone()
+        };
+        let outcome = cell.get_or_init(exchange).await.clone();
+        let mut state = self.state.lock().expect("refresh lock");
+        if state.in_flight.get(&key).is_some_and(|current| Arc::ptr_eq(current, &cell)) {
+            state.in_flight.remove(&key);
+            if !matches!(outcome, Outcome::Unavailable) {
+                state.recent.retain(|_, (at, _)| at.elapsed() < LATE_REQUEST_GRACE);
+                state.recent.insert(key, (Instant::now(), outcome.clone()));
+            }
+        }
+        outcome
     }
 }
 
@@ -120,4 +131,57 @@ async fn exchange(auth: &Auth, session: &Session, refresh_token: &str, request_i
     }
     tracing::debug!(request_id, sub = %session.sub, "session refreshed");
     Outcome::Refreshed(Arc::new(refreshed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Requests of one session on every worker thread, some while the refresh runs and
+    /// some just as it ends: one exchange for them all, every round.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn one_exchange_however_the_requests_fall() {
+        for round in 0..2000 {
+            let refresher = Arc::new(Refresher::default());
+            let exchanges = Arc::new(AtomicUsize::new(0));
+            let requests: Vec<_> = (0..16)
+                .map(|request| {
+                    let (refresher, exchanges) = (refresher.clone(), exchanges.clone());
+                    tokio::spawn(async move {
+                        for _ in 0..request % 4 {
+                            tokio::task::yield_now().await;
+                        }
+                        refresher
+                            .once([7; 32], || async move {
+                                exchanges.fetch_add(1, Ordering::SeqCst);
+                                tokio::task::yield_now().await;
+                                Outcome::Ended
+                            })
+                            .await
+                    })
+                })
+                .collect();
+            for request in requests {
+                assert!(matches!(request.await.unwrap(), Outcome::Ended));
+            }
+            assert_eq!(exchanges.load(Ordering::SeqCst), 1, "round {round}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_provider_is_asked_again() {
+        let refresher = Refresher::default();
+        let asked = AtomicUsize::new(0);
+        for _ in 0..2 {
+            let outcome = refresher
+                .once([1; 32], || async {
+                    asked.fetch_add(1, Ordering::SeqCst);
+                    Outcome::Unavailable
+                })
+                .await;
+            assert!(matches!(outcome, Outcome::Unavailable));
+        }
+        assert_eq!(asked.load(Ordering::SeqCst), 2);
+    }
 }
