@@ -548,7 +548,8 @@ async fn token_cases(suite: &mut Suite, tokens: &Value) {
         ("random text", "hello".into()),
     ];
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let edits: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let edits: Vec<(&str, Edit)> = vec![
         ("expired", Box::new(move |c| c["exp"] = json!(now - 3600))),
         ("not yet valid", Box::new(move |c| c["nbf"] = json!(now + 3600))),
         ("wrong issuer", Box::new(|c| c["iss"] = json!("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_evil"))),

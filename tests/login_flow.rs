@@ -50,7 +50,7 @@ async fn browser_logs_in_and_the_upstream_sees_only_verified_identity() {
         .await
         .unwrap();
     let sub = Settings::default().users[0].subject();
-    assert_eq!(seen(&echo, "x-user-id"), [sub.clone()], "{echo}");
+    assert_eq!(seen(&echo, "x-user-id"), std::slice::from_ref(&sub), "{echo}");
     assert_eq!(seen(&echo, "x-user-name"), ["alice"]);
     assert_eq!(seen(&echo, "x-user-email"), ["alice@example.com"]);
     assert_eq!(seen(&echo, "x-user-groups"), ["admins,users"]);
