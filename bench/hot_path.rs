@@ -64,10 +64,10 @@ fn main() {
         for i in 0..iterations {
             let mut headers = requests[i as usize % requests.len()].clone();
             // As the gateway does: the cookies read once, before the headers change.
-            let cookies = RequestCookies::read(&headers);
-            assert!(!cookies.exceed(&limits));
-            let session = auth.session_among(&cookies.pairs, now).expect("the session opens");
-            let upstream_cookies = auth.jar.for_upstream(&cookies.pairs);
+            let cookies = RequestCookies::read(&headers, Some(&limits));
+            assert!(!cookies.exceeded());
+            let session = auth.session_among(&cookies, now).expect("the session opens");
+            let upstream_cookies = auth.jar.for_upstream(&cookies);
             auth.identity.strip(&mut headers, "request-id");
             policy::check(&policy, &session.identity()).expect("the policy admits alice");
             let mut added = Added::with_capacity(10);

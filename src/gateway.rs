@@ -72,8 +72,8 @@ impl Gateway {
         // Taken apart so the cookies, read once here, can borrow the headers while the
         // path is normalized.
         let (mut head, body) = request.into_parts();
-        let cookies = RequestCookies::read(&head.headers);
-        let refusal = refuse_early(&head.method, &mut head.uri, &head.headers, &cookies, &self.limits);
+        let cookies = RequestCookies::read(&head.headers, Some(&self.limits));
+        let refusal = refuse_early(&head.method, &mut head.uri, &head.headers, &cookies);
         let path = head.uri.path();
         let is_auth_endpoint = refusal.is_none() && self.auth.is_some() && path.starts_with("/auth/");
         let route = if is_auth_endpoint || refusal.is_some() { None } else { self.proxy.route(path) };
@@ -139,7 +139,11 @@ impl Gateway {
         peer: &Peer,
         request_id: &HeaderValue,
     ) -> Result<Response<ProxyBody>, GatewayError> {
-        if let (Some(auth), Some(CookieCheck { session, upstream_cookies, now })) = (&self.auth, checked) {
+        if let Some(auth) = &self.auth {
+            // Closed, not open: without the check, nothing would strip or authenticate.
+            let Some(CookieCheck { session, upstream_cookies, now }) = checked else {
+                return Err(GatewayError::Internal("a routed request's cookies were not checked"));
+            };
             let id = request_id.to_str().unwrap_or_default();
             auth.identity.strip(request.headers_mut(), id);
             let mut cookies = HeaderMap::new();
@@ -236,8 +240,8 @@ struct CookieCheck {
 impl CookieCheck {
     fn of(auth: &Auth, cookies: &RequestCookies, route: &Route) -> Self {
         let now = auth::now_secs();
-        let session = if route.public { None } else { auth.session_among(&cookies.pairs, now) };
-        Self { session, upstream_cookies: auth.jar.for_upstream(&cookies.pairs), now }
+        let session = if route.public { None } else { auth.session_among(cookies, now) };
+        Self { session, upstream_cookies: auth.jar.for_upstream(cookies), now }
     }
 }
 
@@ -254,13 +258,7 @@ enum Freshness {
 /// upstreams could read differently from the gateway (`proxy/path.rs`). A path that is
 /// accepted is replaced by its normalized form, which everything after this decides on
 /// and the upstream receives.
-fn refuse_early(
-    method: &Method,
-    uri: &mut Uri,
-    headers: &HeaderMap,
-    cookies: &RequestCookies,
-    limits: &RequestLimits,
-) -> Option<GatewayError> {
+fn refuse_early(method: &Method, uri: &mut Uri, headers: &HeaderMap, cookies: &RequestCookies) -> Option<GatewayError> {
     if method == Method::CONNECT || method == Method::TRACE {
         return Some(GatewayError::MethodNotAllowed(method.clone()));
     }
@@ -268,7 +266,7 @@ fn refuse_early(
     if headers.get_all(http::header::HOST).iter().nth(1).is_some() {
         return Some(GatewayError::DuplicateHost);
     }
-    if cookies.exceed(limits) {
+    if cookies.exceeded() {
         return Some(GatewayError::CookiesTooLarge);
     }
     let normal = match path::normalize(uri.path()) {

@@ -158,6 +158,27 @@ async fn unsafe_return_paths_land_on_the_root() {
     }
 }
 
+/// A `Cookie` header that is not UTF-8 (an app's cookie holding Latin-1 bytes, say)
+/// still has the gateway's cookies taken out before it goes upstream, on public and
+/// protected routes, and the session in it still counts.
+#[tokio::test]
+async fn gateway_cookies_never_go_upstream_even_beside_bytes_that_are_not_text() {
+    let s = setup(|_| {}, "").await;
+    let mut browser = Browser::default();
+    browser.log_in(&s, "%2F").await;
+    let mut header = b"theme=\xe9t\xe9; ".to_vec();
+    header.extend_from_slice(Browser::cookie_header(&browser.gateway).as_bytes());
+    let header = reqwest::header::HeaderValue::from_bytes(&header).unwrap();
+    for (path, status) in [("/public/x", 200), ("/api/x", 200)] {
+        let reply = s.http.get(s.gateway.url(path)).header("cookie", header.clone()).send().await.unwrap();
+        assert_eq!(reply.status(), status, "{path}");
+        let echo: Value = reply.json().await.unwrap();
+        let cookies = seen(&echo, "cookie");
+        assert_eq!(cookies.len(), 1, "{path}: {echo}");
+        assert!(cookies[0].starts_with("theme=") && !cookies[0].contains("portcullis"), "{path}: {cookies:?}");
+    }
+}
+
 #[tokio::test]
 async fn broken_session_cookies_are_a_logged_out_user() {
     let s = setup(|_| {}, "").await;

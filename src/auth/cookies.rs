@@ -41,27 +41,31 @@ impl CookieJar {
     }
 
     pub fn is_ours(&self, name: &str) -> bool {
-        name.starts_with(&self.prefix)
+        self.is_ours_bytes(name.as_bytes())
     }
 
-    /// What the upstream may see of a request's cookies (`pairs`, from [`read`]):
-    /// every cookie but the gateway's, so it never sees session or login state. Two
-    /// steps (this, then [`UpstreamCookies::apply`]), so a caller that reads the
-    /// cookies for the session too reads them once.
-    pub fn for_upstream(&self, pairs: &[(&str, &str)]) -> UpstreamCookies {
-        if !pairs.iter().any(|(name, _)| self.is_ours(name)) {
+    fn is_ours_bytes(&self, name: &[u8]) -> bool {
+        name.starts_with(self.prefix.as_bytes())
+    }
+
+    /// What the upstream may see of a request's cookies: every cookie but the
+    /// gateway's, so it never sees session or login state. Decided on bytes, so a
+    /// `Cookie` header that is not UTF-8 loses the gateway's cookies too. Two steps
+    /// (this, then [`UpstreamCookies::apply`]), so the cookies are read once.
+    pub fn for_upstream(&self, cookies: &RequestCookies) -> UpstreamCookies {
+        if !cookies.pairs.iter().any(|(name, _)| self.is_ours_bytes(name)) {
             return UpstreamCookies::AsSent;
         }
-        let mut kept = String::new();
-        for (name, value) in pairs.iter().filter(|(name, _)| !self.is_ours(name)) {
+        let mut kept = Vec::new();
+        for (name, value) in cookies.pairs.iter().filter(|(name, _)| !self.is_ours_bytes(name)) {
             if !kept.is_empty() {
-                kept.push_str("; ");
+                kept.extend_from_slice(b"; ");
             }
-            kept.push_str(name);
-            kept.push('=');
-            kept.push_str(value);
+            kept.extend_from_slice(name);
+            kept.push(b'=');
+            kept.extend_from_slice(value);
         }
-        UpstreamCookies::Only(HeaderValue::from_str(&kept).ok().filter(|_| !kept.is_empty()))
+        UpstreamCookies::Only(HeaderValue::from_bytes(&kept).ok().filter(|_| !kept.is_empty()))
     }
 }
 
@@ -108,39 +112,53 @@ impl CookieJar {
     }
 }
 
-/// Every (name, value) pair of the request's `Cookie` headers, in order, borrowed from
-/// the headers (a session is several kilobytes: not copied just to look at it).
+/// Every (name, value) pair of the request's `Cookie` headers that is text, in order,
+/// borrowed from the headers (a session is several kilobytes: not copied just to look
+/// at it).
 pub fn read(headers: &HeaderMap) -> Vec<(&str, &str)> {
-    RequestCookies::read(headers).pairs
+    let text = |bytes| std::str::from_utf8(bytes).ok();
+    let cookies = RequestCookies::read(headers, None);
+    cookies.pairs.iter().filter_map(|&(name, value)| Some((text(name)?, text(value)?))).collect()
 }
 
 /// A request's `Cookie` headers, read once for everything that looks at them: the
 /// limits, the session, and what the upstream may see.
 ///
-/// Runs on every request over ~4.5 KB of session, so it scans them once, with the
-/// SIMD searches of `memchr` and `simdutf8` (the standard library's go a word at a
-/// time, which made this half the cost of the whole authenticated check).
+/// Runs on every request over ~4.5 KB of session, so it scans them once, as bytes, with
+/// the SIMD search of `memchr`; only the values looked up ([`RequestCookies::get`]) are
+/// checked to be text, with `simdutf8` (the standard library's searches go a word at a
+/// time, which made reading cookies half the cost of the whole authenticated check).
 pub struct RequestCookies<'a> {
-    /// The (name, value) pairs, in order. A header that is not UTF-8 gives none.
-    pub pairs: Vec<(&'a str, &'a str)>,
-    /// `;`-separated entries, pairs or not, of every header: what a cookie bomb inflates.
-    pub entries: usize,
-    /// Bytes of every `Cookie` header.
-    pub bytes: usize,
+    /// The (name, value) pairs, in order, trimmed. Entries without `=` are left out.
+    pairs: Vec<(&'a [u8], &'a [u8])>,
+    exceeded: bool,
 }
 
 impl<'a> RequestCookies<'a> {
-    pub fn read(headers: &'a HeaderMap) -> Self {
-        let mut cookies = Self { pairs: Vec::with_capacity(8), entries: 0, bytes: 0 };
-        for value in headers.get_all(COOKIE) {
-            let value = value.as_bytes();
-            cookies.bytes += value.len();
-            let text = simdutf8::basic::from_utf8(value).ok();
+    /// Reads every `Cookie` header; with `limits`, stops as soon as the headers are
+    /// larger or hold more `;`-separated entries than allowed ([`Self::exceeded`]): a
+    /// cookie bomb costs no more than counting.
+    pub fn read(headers: &'a HeaderMap, limits: Option<&RequestLimits>) -> Self {
+        let (max_bytes, max_entries) = limits.map_or((usize::MAX, usize::MAX), |l| (l.cookie_bytes, l.cookie_count));
+        let mut cookies = Self { pairs: Vec::with_capacity(8), exceeded: false };
+        let (mut bytes, mut entries) = (0, 0);
+        for header in headers.get_all(COOKIE) {
+            let header = header.as_bytes();
+            bytes += header.len();
+            if bytes > max_bytes {
+                cookies.exceeded = true;
+                return cookies;
+            }
             let mut start = 0;
-            for end in memchr::memchr_iter(b';', value).chain([value.len()]) {
-                cookies.entries += 1;
-                if let Some((name, value)) = text.and_then(|text| text[start..end].split_once('=')) {
-                    cookies.pairs.push((name.trim(), value.trim()));
+            for end in memchr::memchr_iter(b';', header).chain([header.len()]) {
+                entries += 1;
+                if entries > max_entries {
+                    cookies.exceeded = true;
+                    return cookies;
+                }
+                let entry = &header[start..end];
+                if let Some(equals) = memchr::memchr(b'=', entry) {
+                    cookies.pairs.push((entry[..equals].trim_ascii(), entry[equals + 1..].trim_ascii()));
                 }
                 start = end + 1;
             }
@@ -148,9 +166,15 @@ impl<'a> RequestCookies<'a> {
         cookies
     }
 
-    /// Whether they are larger or more numerous than `limits` allow.
-    pub fn exceed(&self, limits: &RequestLimits) -> bool {
-        self.bytes > limits.cookie_bytes || self.entries > limits.cookie_count
+    /// Whether the reading stopped at the limits it was given.
+    pub fn exceeded(&self) -> bool {
+        self.exceeded
+    }
+
+    /// The value of the first cookie called `name`, if it is text.
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        let (_, value) = self.pairs.iter().find(|(candidate, _)| *candidate == name.as_bytes())?;
+        simdutf8::basic::from_utf8(value).ok()
     }
 }
 
@@ -165,39 +189,46 @@ mod tests {
         jar.set(&mut out, "__Host-portcullis", "v", 60);
         assert_eq!(out[SET_COOKIE], "__Host-portcullis=v; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=60");
 
+        let upstream_sees = |request: &mut HeaderMap| {
+            jar.for_upstream(&RequestCookies::read(request, None)).apply(request);
+            request.get_all(COOKIE).iter().map(|v| v.as_bytes().to_vec()).collect::<Vec<_>>()
+        };
         let mut request = HeaderMap::new();
         request.insert(
             COOKIE,
             HeaderValue::from_static("app=1; __Host-portcullis.0=x; __Host-portcullis-tx-ab=y; other=2"),
         );
-        let upstream = jar.for_upstream(&read(&request));
-        upstream.apply(&mut request);
-        assert_eq!(request[COOKIE], "app=1; other=2");
-
+        assert_eq!(upstream_sees(&mut request), [b"app=1; other=2"]);
         let mut only_ours = HeaderMap::new();
         only_ours.insert(COOKIE, HeaderValue::from_static("__Host-portcullis=x"));
-        let upstream = jar.for_upstream(&read(&only_ours));
-        upstream.apply(&mut only_ours);
-        assert!(!only_ours.contains_key(COOKIE));
+        assert!(upstream_sees(&mut only_ours).is_empty());
+        let mut not_text = HeaderMap::new();
+        not_text.insert(COOKIE, HeaderValue::from_bytes(b"theme=\xe9t\xe9; __Host-portcullis.0=x").unwrap());
+        assert_eq!(upstream_sees(&mut not_text), [b"theme=\xe9t\xe9"], "a header that is not UTF-8 loses ours too");
+        let mut none = HeaderMap::new();
+        none.insert(COOKIE, HeaderValue::from_static("a=1"));
+        assert_eq!(upstream_sees(&mut none), [b"a=1"]);
 
         let mut pairs = HeaderMap::new();
         pairs.append(COOKIE, HeaderValue::from_static(" a=1;b = 2 ;;novalue; c=x=y;"));
-        pairs.append(COOKIE, HeaderValue::from_bytes(b"skipped=\xff").unwrap());
+        pairs.append(COOKIE, HeaderValue::from_bytes(b"skipped=\xff; e=5").unwrap());
         pairs.append(COOKIE, HeaderValue::from_bytes("d=caf\u{e9}".as_bytes()).unwrap());
-        assert_eq!(read(&pairs), [("a", "1"), ("b", "2"), ("c", "x=y"), ("d", "caf\u{e9}")]);
+        assert_eq!(read(&pairs), [("a", "1"), ("b", "2"), ("c", "x=y"), ("e", "5"), ("d", "caf\u{e9}")]);
+        let cookies = RequestCookies::read(&pairs, None);
+        assert_eq!(cookies.get("c"), Some("x=y"));
+        assert_eq!(cookies.get("skipped"), None, "not text");
+        assert_eq!(cookies.get("novalue"), None);
 
-        let read = RequestCookies::read(&pairs);
-        assert_eq!(read.entries, 8, "every `;`-separated entry counts, pairs or not, UTF-8 or not");
-        assert_eq!(read.bytes, 28 + 9 + 7);
+        // 3 headers of 28 + 14 + 7 bytes; 9 `;`-separated entries, pairs or not, text or not.
         let limits = |cookie_bytes, cookie_count| RequestLimits {
             header_bytes: 1 << 16,
             headers: 100,
             cookie_bytes,
             cookie_count,
         };
-        assert!(!read.exceed(&limits(44, 8)));
-        assert!(read.exceed(&limits(43, 8)));
-        assert!(read.exceed(&limits(44, 7)));
+        assert!(!RequestCookies::read(&pairs, Some(&limits(49, 9))).exceeded());
+        assert!(RequestCookies::read(&pairs, Some(&limits(48, 9))).exceeded());
+        assert!(RequestCookies::read(&pairs, Some(&limits(49, 8))).exceeded());
 
         let dev = CookieJar::new("portcullis", true);
         let mut out = HeaderMap::new();

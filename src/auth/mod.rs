@@ -109,13 +109,13 @@ impl Auth {
 
     /// The request's session: it opens, has not ended, and was not signed out here.
     pub fn session(&self, headers: &http::HeaderMap, now: u64) -> Option<Arc<session::Session>> {
-        self.session_among(&cookies::read(headers), now)
+        self.session_among(&cookies::RequestCookies::read(headers, None), now)
     }
 
-    /// [`Auth::session`] among cookies already read ([`cookies::read`]).
-    pub fn session_among(&self, pairs: &[(&str, &str)], now: u64) -> Option<Arc<session::Session>> {
+    /// [`Auth::session`] among cookies already read.
+    pub fn session_among(&self, cookies: &cookies::RequestCookies, now: u64) -> Option<Arc<session::Session>> {
         use session::Session;
-        let sealed = Session::sealed(pairs, &self.jar)?;
+        let sealed = Session::sealed(cookies, &self.jar)?;
         let session = self.opened.get_or_open(&sealed, |sealed| Session::open(sealed, &self.jar, &self.sealer))?;
         (session.is_live(now) && !self.signed_out.contains(&session.sid, now)).then_some(session)
     }

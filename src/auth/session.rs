@@ -4,7 +4,7 @@
 //! it is kept whole only for providers whose logout needs it as `id_token_hint`
 //! (not Cognito), which keeps a Cognito session at two cookies.
 
-use super::cookies::{self, CookieJar};
+use super::cookies::{self, CookieJar, RequestCookies};
 use super::identity::IdentityValues;
 use crate::session::chunks;
 use crate::session::seal::Sealer;
@@ -63,10 +63,9 @@ impl Session {
             .collect()
     }
 
-    /// The sealed session value among a request's cookies (`pairs`, from
-    /// [`cookies::read`]), in pieces (its chunks).
-    pub fn sealed<'a>(pairs: &[(&str, &'a str)], jar: &CookieJar) -> Option<Vec<&'a str>> {
-        chunks::parts(jar.session_name(), |name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))
+    /// The sealed session value among a request's cookies, in pieces (its chunks).
+    pub fn sealed<'a>(cookies: &RequestCookies<'a>, jar: &CookieJar) -> Option<Vec<&'a str>> {
+        chunks::parts(jar.session_name(), |name| cookies.get(name))
     }
 
     /// The session sealed in `sealed`, if it opens under the gateway's keys. Whether
