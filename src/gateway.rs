@@ -5,7 +5,7 @@
 //! the path without its query string: queries can carry codes and tokens.
 
 use crate::auth::cookies::{RequestCookies, UpstreamCookies};
-use crate::auth::refresh::Outcome;
+use crate::auth::refresh::{Outcome, Refresher};
 use crate::auth::session::Session;
 use crate::auth::{self, Auth, bearer, csrf, policy};
 use crate::config::{Config, RequestLimits};
@@ -196,7 +196,7 @@ impl Gateway {
     /// `auth/refresh.rs`); new or cleared cookies go into `cookies`.
     async fn fresh(
         &self,
-        auth: &Auth,
+        auth: &Arc<Auth>,
         session: Arc<Session>,
         request_headers: &HeaderMap,
         cookies: &mut HeaderMap,
@@ -210,7 +210,7 @@ impl Gateway {
         if session.refresh_token.is_none() {
             return if session.access_expires_at > now { Freshness::Valid(session) } else { Freshness::Ended };
         }
-        match Box::pin(auth.refresher.refresh(auth, &session, request_id)).await {
+        match Box::pin(Refresher::refresh(auth, &session, request_id)).await {
             Outcome::Refreshed(refreshed) => {
                 if !refreshed.write(request_headers, cookies, &auth.jar, &auth.sealer, now) {
                     tracing::error!(request_id, "the refreshed session no longer fits in cookies; it is not saved");

@@ -5,6 +5,8 @@
 //! 1. Refresh when the access token expires within `session.refresh_skew`.
 //! 2. Single flight: concurrent requests of one session (keyed by a hash of its refresh
 //!    token, never the token itself) share one refresh and its result, across workers.
+//!    The refresh runs in a task of its own, so it finishes and is kept even when every
+//!    request waiting for it is gone.
 //! 3. Rotation-safe: a result is kept for [`LATE_REQUEST_GRACE`] under the old token's
 //!    hash, so a late request still carrying the pre-refresh cookie (another tab, a
 //!    slow request) gets the new session instead of presenting a rotated token again,
@@ -22,7 +24,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::OnceCell;
+use tokio::sync::watch;
 
 pub const LATE_REQUEST_GRACE: Duration = Duration::from_secs(60);
 
@@ -42,44 +44,78 @@ type Key = [u8; 32];
 /// as a refresh ended found neither and refreshed again, with a rotated-out token).
 #[derive(Default)]
 pub struct Refresher {
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
 }
 
 #[derive(Default)]
 struct State {
-    in_flight: HashMap<Key, Arc<OnceCell<Outcome>>>,
+    /// Refreshes running, each in its own task, with the channel its outcome comes on.
+    in_flight: HashMap<Key, watch::Receiver<Option<Outcome>>>,
     recent: HashMap<Key, (Instant, Outcome)>,
 }
 
 impl Refresher {
-    pub async fn refresh(&self, auth: &Auth, session: &Session, request_id: &str) -> Outcome {
-        let Some(refresh_token) = &session.refresh_token else { return Outcome::Ended };
+    pub async fn refresh(auth: &Arc<Auth>, session: &Session, request_id: &str) -> Outcome {
+        let Some(refresh_token) = session.refresh_token.clone() else { return Outcome::Ended };
         let key: Key = Sha256::digest(refresh_token.as_bytes()).into();
-        self.once(key, || exchange(auth, session, refresh_token, request_id)).await
+        let (owner, session, request_id) = (auth.clone(), session.clone(), request_id.to_owned());
+        let exchange = async move { exchange(&owner, &session, &refresh_token, &request_id).await };
+        auth.refresher.once(key, || exchange).await
     }
 
     /// The outcome of `exchange` for the refresh token hashed to `key`, run once for all
     /// requests in flight and reused by those arriving within [`LATE_REQUEST_GRACE`].
-    async fn once<F: Future<Output = Outcome>>(&self, key: Key, exchange: impl FnOnce() -> F) -> Outcome {
-        let cell = {
+    ///
+    /// The exchange runs in a task of its own: when every request waiting for it is
+    /// gone (a browser navigating away aborts its fetches), it still finishes and its
+    /// outcome is kept. Dropped halfway, the provider could have rotated the refresh
+    /// token without the new one being saved anywhere.
+    async fn once<F>(&self, key: Key, exchange: impl FnOnce() -> F) -> Outcome
+    where
+        F: Future<Output = Outcome> + Send + 'static,
+    {
+        let mut outcome = {
             let mut state = self.state.lock().expect("refresh lock");
             if let Some((at, outcome)) = state.recent.get(&key)
                 && at.elapsed() < LATE_REQUEST_GRACE
             {
                 return outcome.clone();
             }
-            state.in_flight.entry(key).or_default().clone()
+            match state.in_flight.get(&key) {
+                Some(running) => running.clone(),
+                None => {
+                    let (done, outcome) = watch::channel(None);
+                    state.in_flight.insert(key, outcome.clone());
+                    let shared = self.state.clone();
+                    let exchange = exchange();
+                    tokio::spawn(async move {
+                        let outcome = exchange.await;
+                        let mut state = shared.lock().expect("refresh lock");
+                        state.in_flight.remove(&key);
+                        if !matches!(outcome, Outcome::Unavailable) {
+                            state.recent.retain(|_, (at, _)| at.elapsed() < LATE_REQUEST_GRACE);
+                            state.recent.insert(key, (Instant::now(), outcome.clone()));
+                        }
+                        drop(state);
+                        let _ = done.send(Some(outcome));
+                    });
+                    outcome
+                }
+            }
         };
-        let outcome = cell.get_or_init(exchange).await.clone();
-        let mut state = self.state.lock().expect("refresh lock");
-        if state.in_flight.get(&key).is_some_and(|current| Arc::ptr_eq(current, &cell)) {
-            state.in_flight.remove(&key);
-            if !matches!(outcome, Outcome::Unavailable) {
-                state.recent.retain(|_, (at, _)| at.elapsed() < LATE_REQUEST_GRACE);
-                state.recent.insert(key, (Instant::now(), outcome.clone()));
+        let answer = outcome.wait_for(Option::is_some).await.map(|answer| answer.clone());
+        match answer {
+            Ok(Some(answer)) => answer,
+            // The task ended without an answer (it panicked, or the runtime is stopping):
+            // forget it, so the next request tries again.
+            _ => {
+                let mut state = self.state.lock().expect("refresh lock");
+                if state.in_flight.get(&key).is_some_and(|running| running.same_channel(&outcome)) {
+                    state.in_flight.remove(&key);
+                }
+                Outcome::Unavailable
             }
         }
-        outcome
     }
 }
 
@@ -138,6 +174,26 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    /// An exchange that counts itself, waits `millis`, and answers `outcome`.
+    fn counted(
+        exchanges: &Arc<AtomicUsize>,
+        millis: u64,
+        outcome: Outcome,
+    ) -> impl FnOnce() -> std::pin::Pin<Box<dyn Future<Output = Outcome> + Send>> + use<> {
+        let exchanges = exchanges.clone();
+        move || {
+            Box::pin(async move {
+                exchanges.fetch_add(1, Ordering::SeqCst);
+                if millis == 0 {
+                    tokio::task::yield_now().await;
+                } else {
+                    tokio::time::sleep(Duration::from_millis(millis)).await;
+                }
+                outcome
+            })
+        }
+    }
+
     /// Requests of one session on every worker thread, some while the refresh runs and
     /// some just as it ends: one exchange for them all, every round.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -147,18 +203,12 @@ mod tests {
             let exchanges = Arc::new(AtomicUsize::new(0));
             let requests: Vec<_> = (0..16)
                 .map(|request| {
-                    let (refresher, exchanges) = (refresher.clone(), exchanges.clone());
+                    let (refresher, exchange) = (refresher.clone(), counted(&exchanges, 0, Outcome::Ended));
                     tokio::spawn(async move {
                         for _ in 0..request % 4 {
                             tokio::task::yield_now().await;
                         }
-                        refresher
-                            .once([7; 32], || async move {
-                                exchanges.fetch_add(1, Ordering::SeqCst);
-                                tokio::task::yield_now().await;
-                                Outcome::Ended
-                            })
-                            .await
+                        refresher.once([7; 32], exchange).await
                     })
                 })
                 .collect();
@@ -172,16 +222,29 @@ mod tests {
     #[tokio::test]
     async fn an_unavailable_provider_is_asked_again() {
         let refresher = Refresher::default();
-        let asked = AtomicUsize::new(0);
+        let exchanges = Arc::new(AtomicUsize::new(0));
         for _ in 0..2 {
-            let outcome = refresher
-                .once([1; 32], || async {
-                    asked.fetch_add(1, Ordering::SeqCst);
-                    Outcome::Unavailable
-                })
-                .await;
+            let outcome = refresher.once([1; 32], counted(&exchanges, 0, Outcome::Unavailable)).await;
             assert!(matches!(outcome, Outcome::Unavailable));
         }
-        assert_eq!(asked.load(Ordering::SeqCst), 2);
+        assert_eq!(exchanges.load(Ordering::SeqCst), 2);
+    }
+
+    /// The only request waiting gives up (its client went away) while the provider
+    /// answers: the outcome is still kept, and the next request does not ask again.
+    #[tokio::test]
+    async fn a_refresh_nobody_waits_for_any_more_still_finishes() {
+        let refresher = Refresher::default();
+        let exchanges = Arc::new(AtomicUsize::new(0));
+        let gone = tokio::time::timeout(
+            Duration::from_millis(20),
+            refresher.once([2; 32], counted(&exchanges, 100, Outcome::Ended)),
+        )
+        .await;
+        assert!(gone.is_err(), "the request gave up before the answer");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let later = refresher.once([2; 32], counted(&exchanges, 0, Outcome::Unavailable)).await;
+        assert!(matches!(later, Outcome::Ended), "the kept outcome, not a new exchange");
+        assert_eq!(exchanges.load(Ordering::SeqCst), 1);
     }
 }
