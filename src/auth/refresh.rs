@@ -121,6 +121,9 @@ impl Refresher {
 
 async fn exchange(auth: &Auth, session: &Session, refresh_token: &str, request_id: &str) -> Outcome {
     let Some(provider) = auth.provider() else { return Outcome::Unavailable };
+    // Lifetimes count from the asking, as at the callback: the provider's clock started
+    // no earlier, so the token is never believed to live longer than it does.
+    let asked_at = now_secs();
     let answer = provider
         .oauth
         .exchange_refresh_token(&RefreshToken::new(refresh_token.to_owned()))
@@ -137,10 +140,9 @@ async fn exchange(auth: &Auth, session: &Session, refresh_token: &str, request_i
             return Outcome::Unavailable;
         }
     };
-    let now = now_secs();
     let mut refreshed = session.clone();
     refreshed.access_token = tokens.access_token().secret().clone();
-    refreshed.access_expires_at = now + tokens.expires_in().map_or(3600, |d| d.as_secs());
+    refreshed.access_expires_at = asked_at + tokens.expires_in().map_or(3600, |d| d.as_secs());
     if let Some(scopes) = tokens.scopes() {
         refreshed.scope = super::endpoints::granted_scope(Some(scopes), &[]);
     }
