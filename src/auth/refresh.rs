@@ -74,7 +74,7 @@ impl Refresher {
     where
         F: Future<Output = Outcome> + Send + 'static,
     {
-        let mut outcome = {
+        let (mut outcome, start) = {
             let mut state = self.state.lock().expect("refresh lock");
             if let Some((at, outcome)) = state.recent.get(&key)
                 && at.elapsed() < LATE_REQUEST_GRACE
@@ -82,31 +82,35 @@ impl Refresher {
                 return outcome.clone();
             }
             match state.in_flight.get(&key) {
-                Some(running) => running.clone(),
-                None => {
+                // A closed channel still listed is a task that ended without an answer
+                // (it takes itself out before answering): start afresh.
+                Some(running) if running.has_changed().is_ok() => (running.clone(), None),
+                _ => {
                     let (done, outcome) = watch::channel(None);
                     state.in_flight.insert(key, outcome.clone());
-                    let shared = self.state.clone();
-                    let exchange = exchange();
-                    tokio::spawn(async move {
-                        let outcome = exchange.await;
-                        let mut state = shared.lock().expect("refresh lock");
-                        state.in_flight.remove(&key);
-                        if !matches!(outcome, Outcome::Unavailable) {
-                            state.recent.retain(|_, (at, _)| at.elapsed() < LATE_REQUEST_GRACE);
-                            state.recent.insert(key, (Instant::now(), outcome.clone()));
-                        }
-                        drop(state);
-                        let _ = done.send(Some(outcome));
-                    });
-                    outcome
+                    (outcome, Some(done))
                 }
             }
         };
+        if let Some(done) = start {
+            let shared = self.state.clone();
+            let exchange = exchange();
+            tokio::spawn(async move {
+                let outcome = exchange.await;
+                let mut state = shared.lock().expect("refresh lock");
+                state.in_flight.remove(&key);
+                if !matches!(outcome, Outcome::Unavailable) {
+                    state.recent.retain(|_, (at, _)| at.elapsed() < LATE_REQUEST_GRACE);
+                    state.recent.insert(key, (Instant::now(), outcome.clone()));
+                }
+                drop(state);
+                let _ = done.send(Some(outcome));
+            });
+        }
         let answer = outcome.wait_for(Option::is_some).await.map(|answer| answer.clone());
         match answer {
             Ok(Some(answer)) => answer,
-            // The task ended without an answer (it panicked, or the runtime is stopping):
+            // The task ended without an answer (it panicked, or its runtime stopped):
             // forget it, so the next request tries again.
             _ => {
                 let mut state = self.state.lock().expect("refresh lock");
@@ -230,6 +234,27 @@ mod tests {
             assert!(matches!(outcome, Outcome::Unavailable));
         }
         assert_eq!(exchanges.load(Ordering::SeqCst), 2);
+    }
+
+    /// An exchange that ends without an answer while nobody waits (it panicked) is
+    /// not taken for a refresh in flight: the next request asks again.
+    #[tokio::test]
+    async fn a_refresh_that_died_unwatched_is_tried_again() {
+        let refresher = Refresher::default();
+        let gone = tokio::time::timeout(
+            Duration::from_millis(10),
+            refresher.once([3; 32], || async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                panic!("the exchange dies (this panic is the test's)")
+            }),
+        )
+        .await;
+        assert!(gone.is_err());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let exchanges = Arc::new(AtomicUsize::new(0));
+        let again = refresher.once([3; 32], counted(&exchanges, 0, Outcome::Ended)).await;
+        assert!(matches!(again, Outcome::Ended), "asked again, not told the dead one was unavailable");
+        assert_eq!(exchanges.load(Ordering::SeqCst), 1);
     }
 
     /// The only request waiting gives up (its client went away) while the provider
