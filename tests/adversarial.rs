@@ -11,7 +11,8 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use common::browser::{Browser, CLIENT, KEY, Setup, free_port, location};
+use common::browser::{Browser, CLIENT, KEY, Setup, location};
+use common::free_port;
 use portcullis::dev_idp::{ClientSettings, DevIdp, KeyUse, Settings};
 use portcullis::session::{chunks, seal::Sealer};
 use serde_json::{Value, json};

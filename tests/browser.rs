@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::chrome::{chromedriver, chromium, free_port};
+use common::chrome::{chromedriver, chromium};
+use common::free_port;
 use fantoccini::{Client, Locator};
 use portcullis::dev_idp::{DevIdp, Settings};
 use serde_json::{Value, json};

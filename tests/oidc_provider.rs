@@ -9,7 +9,8 @@
 
 mod common;
 
-use common::chrome::{chromedriver, chromium, free_port};
+use common::chrome::{chromedriver, chromium};
+use common::free_port;
 use common::upstream;
 use fantoccini::{Client, Locator};
 use serde_json::Value;

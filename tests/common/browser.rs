@@ -21,10 +21,6 @@ pub struct Setup {
     pub http: reqwest::Client,
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// The provider (settings adjusted by `tweak`) and a gateway in front of an echo
 /// upstream with login; `session` adds lines to the gateway's `[session]`.
 pub async fn setup(tweak: impl FnOnce(&mut Settings), session: &str) -> Setup {
@@ -33,7 +29,7 @@ pub async fn setup(tweak: impl FnOnce(&mut Settings), session: &str) -> Setup {
 
 /// As [`setup`], with the gateway's `provider.kind` ("cognito" or "oidc").
 pub async fn setup_kind(kind: &str, tweak: impl FnOnce(&mut Settings), session: &str) -> Setup {
-    let port = free_port();
+    let port = crate::common::free_port();
     let origin = format!("http://127.0.0.1:{port}");
     let mut settings = Settings {
         clients: vec![ClientSettings {

@@ -7,10 +7,6 @@ use std::time::Duration;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// chromedriver on a free port; killed when dropped.
 pub async fn chromedriver() -> (crate::common::ChildGuard, u16) {
     for needed in [CHROMIUM, CHROMEDRIVER] {
@@ -19,7 +15,7 @@ pub async fn chromedriver() -> (crate::common::ChildGuard, u16) {
             "{needed} is missing: the browser tests need Debian's chromium and chromium-driver (./.ci/run installs them)"
         );
     }
-    let port = free_port();
+    let port = crate::common::free_port();
     let child = std::process::Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
         .stdout(std::process::Stdio::null())

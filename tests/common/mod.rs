@@ -209,3 +209,26 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// A port on 127.0.0.1 that is free now, for a server whose address must be known
+/// before it starts (a gateway's `public_url`, chromedriver).
+///
+/// Taken below the kernel's ephemeral range: a port the kernel hands out (to a bind on
+/// port 0, or as the source port of an outgoing connection, which tests make by the
+/// thousand) could be taken again between this check and the server's own bind, and
+/// was (`AddrInUse` in CI). Random within the range, so parallel test processes seldom
+/// pick the same one.
+pub fn free_port() -> u16 {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = ephemeral_start.saturating_sub(12_000).max(1024);
+    for _ in 0..200 {
+        let port = rand::random_range(low..ephemeral_start);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{ephemeral_start} after 200 tries")
+}
