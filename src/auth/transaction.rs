@@ -58,7 +58,7 @@ impl Transaction {
             return None;
         }
         let name = cookie_name(jar, state);
-        let value = cookies::read(request).into_iter().find(|(n, _)| *n == name)?.1;
+        let value = cookies::RequestCookies::read(request, None).get(&name)?;
         jar.expire(response, &name);
         let tx: Transaction = serde_json::from_slice(&sealer.open(&name, value)?).ok()?;
         let same = aws_lc_rs::constant_time::verify_slices_are_equal(tx.state.as_bytes(), state.as_bytes()).is_ok();

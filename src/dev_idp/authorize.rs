@@ -213,10 +213,7 @@ pub fn session_from(provider: &Provider, headers: &HeaderMap) -> Option<Session>
 }
 
 pub fn session_id(headers: &HeaderMap) -> Option<String> {
-    crate::auth::cookies::read(headers)
-        .into_iter()
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
+    crate::auth::cookies::RequestCookies::read(headers, None).get(SESSION_COOKIE).map(str::to_owned)
 }
 
 pub use crate::oidc::with_query as with_params;
