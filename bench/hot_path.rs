@@ -51,7 +51,7 @@ fn main() {
     let iterations: u64 = std::env::var("HOT_PATH_ITERATIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(200_000);
     let only = std::env::var("HOT_PATH_ONLY").ok();
     let config = portcullis::Config::from_sources(CONFIG, Path::new("bench.toml"), std::iter::empty()).unwrap();
-    let auth = Auth::new(config.auth.as_ref().unwrap()).unwrap();
+    let auth = Auth::new(config.auth.as_ref().unwrap(), &portcullis::metrics::Metrics::new()).unwrap();
     let now = now_secs();
     let limits = config.server.limits;
     let policy = RoutePolicy { groups: vec!["users".into()], ..RoutePolicy::default() };
@@ -103,6 +103,7 @@ fn browser_request(auth: &Auth, now: u64, index: usize) -> HeaderMap {
         refresh_token: Some(filler(1800)),
         id_token: None,
         access_expires_at: now + 3600,
+        access_lifetime: 3600,
         expires_at: now + 12 * 3600,
         identity_headers: Default::default(),
     };

@@ -47,8 +47,9 @@ pub enum GatewayError {
     UpstreamFailed(#[source] BoxError),
     #[error("upstream refused the protocol upgrade")]
     UpgradeFailed(#[source] BoxError),
+    /// With the time after which the provider will be asked again.
     #[error("the identity provider is unavailable and the access token has expired")]
-    ProviderUnavailable,
+    ProviderUnavailable(std::time::Duration),
     #[error("internal error: {0}")]
     Internal(&'static str),
 }
@@ -69,7 +70,7 @@ impl GatewayError {
             | GatewayError::UpstreamTimeout(_)
             | GatewayError::UpstreamFailed(_)
             | GatewayError::UpgradeFailed(_) => ErrorSource::Upstream,
-            GatewayError::ProviderUnavailable => ErrorSource::Provider,
+            GatewayError::ProviderUnavailable(_) => ErrorSource::Provider,
             GatewayError::Internal(_) => ErrorSource::Internal,
         }
     }
@@ -88,7 +89,7 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable(_) | GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => {
                 StatusCode::BAD_GATEWAY
             }
-            GatewayError::ProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::ProviderUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -108,7 +109,7 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable(_) => "upstream_unreachable",
             GatewayError::UpstreamTimeout(_) => "upstream_timeout",
             GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => "bad_gateway",
-            GatewayError::ProviderUnavailable => "provider_unavailable",
+            GatewayError::ProviderUnavailable(_) => "provider_unavailable",
             GatewayError::Internal(_) => "internal_error",
         }
     }
@@ -136,10 +137,19 @@ impl GatewayError {
             GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => {
                 "The application returned an invalid response."
             }
-            GatewayError::ProviderUnavailable => {
+            GatewayError::ProviderUnavailable(_) => {
                 "Signing in is temporarily unavailable. You are still signed in; please try again shortly."
             }
             GatewayError::Internal(_) => "Something went wrong in the gateway.",
+        }
+    }
+
+    /// Whole seconds for a 503's `Retry-After`: when the gateway will ask again, at
+    /// least 1.
+    pub fn retry_after_secs(&self) -> u64 {
+        match self {
+            GatewayError::ProviderUnavailable(after) => after.as_secs_f64().ceil().max(1.0) as u64,
+            _ => 5,
         }
     }
 

@@ -5,7 +5,7 @@
 //! the path without its query string: queries can carry codes and tokens.
 
 use crate::auth::cookies::{RequestCookies, UpstreamCookies};
-use crate::auth::refresh::{Outcome, Refresher};
+use crate::auth::freshness::{self, Freshness};
 use crate::auth::session::Session;
 use crate::auth::{self, Auth, bearer, csrf, policy};
 use crate::config::{Config, RequestLimits};
@@ -141,7 +141,7 @@ impl Gateway {
     ) -> Result<Response<ProxyBody>, GatewayError> {
         if let Some(auth) = &self.auth {
             // Closed, not open: without the check, nothing would strip or authenticate.
-            let Some(CookieCheck { session, upstream_cookies, now }) = checked else {
+            let Some(CookieCheck { session, upstream_cookies }) = checked else {
                 return Err(GatewayError::Internal("a routed request's cookies were not checked"));
             };
             let id = request_id.to_str().unwrap_or_default();
@@ -150,7 +150,7 @@ impl Gateway {
             let mut added = Added::with_capacity(ADDED_HEADERS);
             if !route.public {
                 let session = match session {
-                    Some(session) => self.fresh(auth, session, request.headers(), &mut cookies, now, id).await,
+                    Some(session) => freshness::fresh(auth, session, request.headers(), &mut cookies, id).await,
                     None => Freshness::Missing,
                 };
                 match session {
@@ -164,7 +164,9 @@ impl Gateway {
                         policy::check(&route.policy, &session.identity()).map_err(GatewayError::Forbidden)?;
                         auth.identity.add_for_session(request.headers_mut(), &mut added, &session);
                     }
-                    Freshness::ProviderDown => return Err(GatewayError::ProviderUnavailable),
+                    Freshness::ProviderDown { retry_after } => {
+                        return Err(GatewayError::ProviderUnavailable(retry_after));
+                    }
                     Freshness::Missing | Freshness::Ended
                         if auth.config.bearer.enabled && bearer::presented(request.headers()).is_some() =>
                     {
@@ -191,41 +193,6 @@ impl Gateway {
         }
         self.proxy.forward(route, request, peer, request_id, Added::with_capacity(ADDED_HEADERS)).await
     }
-
-    /// The session, refreshed first when its access token is about to expire (see
-    /// `auth/refresh.rs`); new or cleared cookies go into `cookies`.
-    async fn fresh(
-        &self,
-        auth: &Arc<Auth>,
-        session: Arc<Session>,
-        request_headers: &HeaderMap,
-        cookies: &mut HeaderMap,
-        now: u64,
-        request_id: &str,
-    ) -> Freshness {
-        let skew = auth.config.session.refresh_skew.as_secs();
-        if session.access_expires_at > now + skew {
-            return Freshness::Valid(session);
-        }
-        if session.refresh_token.is_none() {
-            return if session.access_expires_at > now { Freshness::Valid(session) } else { Freshness::Ended };
-        }
-        match Box::pin(Refresher::refresh(auth, &session, request_id)).await {
-            Outcome::Refreshed(refreshed) => {
-                if !refreshed.write(request_headers, cookies, &auth.jar, &auth.sealer, now) {
-                    tracing::error!(request_id, "the refreshed session no longer fits in cookies; it is not saved");
-                }
-                Freshness::Valid(refreshed)
-            }
-            Outcome::Ended => {
-                Session::clear(request_headers, cookies, &auth.jar);
-                Freshness::Ended
-            }
-            // Never a logout for a provider outage: the old token while it lasts.
-            Outcome::Unavailable if session.access_expires_at > now => Freshness::Valid(session),
-            Outcome::Unavailable => Freshness::ProviderDown,
-        }
-    }
 }
 
 /// What a proxied request's cookies say, when a provider is configured: its session
@@ -233,23 +200,14 @@ impl Gateway {
 struct CookieCheck {
     session: Option<Arc<Session>>,
     upstream_cookies: UpstreamCookies,
-    /// The time the session was checked at.
-    now: u64,
 }
 
 impl CookieCheck {
     fn of(auth: &Auth, cookies: &RequestCookies, route: &Route) -> Self {
         let now = auth::now_secs();
         let session = if route.public { None } else { auth.session_among(cookies, now) };
-        Self { session, upstream_cookies: auth.jar.for_upstream(cookies), now }
+        Self { session, upstream_cookies: auth.jar.for_upstream(cookies) }
     }
-}
-
-enum Freshness {
-    Valid(Arc<Session>),
-    Missing,
-    Ended,
-    ProviderDown,
 }
 
 /// Requests refused before routing: methods a gateway in front of an app never

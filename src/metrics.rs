@@ -7,7 +7,10 @@
 //!   route as the configured prefix (`-` when no route matched);
 //! - `portcullis_http_request_duration_seconds{route}`: time to response headers;
 //! - `portcullis_upstream_errors_total{kind}`: unreachable, timeout, bad gateway…;
-//! - `portcullis_open_connections`: client connections being served.
+//! - `portcullis_open_connections`: client connections being served;
+//! - `portcullis_refresh_total{outcome}`: token refreshes asked of the provider, by
+//!   outcome: `refreshed`, `ended` (`invalid_grant`), `unavailable` (down, slow, 5xx),
+//!   `refused_config` (`invalid_client` and the like: the gateway's configuration).
 
 use http::StatusCode;
 use prometheus_client::collector::Collector;
@@ -40,6 +43,22 @@ struct ErrorLabel {
     kind: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+/// Where refreshes are counted (a handle on `portcullis_refresh_total`); a default one
+/// counts for nobody.
+#[derive(Debug, Clone, Default)]
+pub struct RefreshOutcomes(Family<OutcomeLabel, Counter>);
+
+impl RefreshOutcomes {
+    pub fn count(&self, outcome: &'static str) {
+        self.0.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+}
+
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Histogram upper bounds in seconds: 0.5 ms … ~16 s (a local hop to a slow upstream).
@@ -57,6 +76,7 @@ pub struct Metrics {
     registry: Registry,
     routes: Arc<RouteShards>,
     upstream_errors: Family<ErrorLabel, Counter>,
+    refresh_outcomes: RefreshOutcomes,
     pub open_connections: Gauge,
 }
 
@@ -75,7 +95,13 @@ impl Metrics {
         registry.register_collector(Box::new(routes.clone()));
         registry.register("upstream_errors", "Failed upstream exchanges, by kind", upstream_errors.clone());
         registry.register("open_connections", "Client connections being served", open_connections.clone());
-        Self { registry, routes, upstream_errors, open_connections }
+        let refresh_outcomes = RefreshOutcomes::default();
+        registry.register(
+            "refresh",
+            "Token refreshes asked of the identity provider, by outcome",
+            refresh_outcomes.0.clone(),
+        );
+        Self { registry, routes, upstream_errors, refresh_outcomes, open_connections }
     }
 
     /// The handles one route records into, for one worker: each call makes a new shard
@@ -89,6 +115,11 @@ impl Metrics {
     /// Counts a failed upstream exchange (rare path: a map lookup is fine here).
     pub fn upstream_error(&self, kind: &'static str) {
         self.upstream_errors.get_or_create(&ErrorLabel { kind }).inc();
+    }
+
+    /// The counter of refresh outcomes, for the refresher.
+    pub fn refresh_outcomes(&self) -> RefreshOutcomes {
+        self.refresh_outcomes.clone()
     }
 
     /// The OpenMetrics text exposition.

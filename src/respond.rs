@@ -60,7 +60,7 @@ pub fn error_response(err: &GatewayError, html: bool, request_id: &str) -> Respo
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if status == http::StatusCode::SERVICE_UNAVAILABLE {
-        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from(err.retry_after_secs()));
     }
     response
 }

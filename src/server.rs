@@ -70,7 +70,7 @@ impl Portcullis {
         let admin = admin::router(self.readiness.clone(), metrics.clone());
         let admin_task = tokio::spawn(serve_admin(self.admin_listener, admin, admin_stop_rx));
 
-        let auth = match self.config.auth.as_ref().map(Auth::new).transpose() {
+        let auth = match self.config.auth.as_ref().map(|auth| Auth::new(auth, &metrics)).transpose() {
             Ok(auth) => auth.map(Arc::new),
             Err(err) => return Err(RunError::Keys(err)),
         };

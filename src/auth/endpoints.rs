@@ -9,15 +9,17 @@
 //!   only, so a cross-site page cannot sign a user out) ends the session, revokes the
 //!   refresh token and ends the provider's own session too.
 
+use super::freshness::{self, Freshness};
 use super::return_to;
 use super::session::Session;
 use super::transaction::{self, Transaction};
 use super::{Auth, now_secs};
 use crate::config::ProviderKind;
+use crate::error::GatewayError;
 use crate::oidc::verify::verify_id_token;
 use crate::oidc::with_query;
 use crate::proxy::body::{self, ProxyBody};
-use crate::respond::{escape_html as escape, wants_html};
+use crate::respond::{error_response, escape_html as escape, wants_html};
 use base64::Engine;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -27,8 +29,9 @@ use oauth2::{
 };
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
 
-pub async fn handle(auth: &Auth, request: Request<Incoming>, request_id: &str) -> Response<ProxyBody> {
+pub async fn handle(auth: &Arc<Auth>, request: Request<Incoming>, request_id: &str) -> Response<ProxyBody> {
     let path = request.uri().path();
     let pairs: Vec<(String, String)> = request
         .uri()
@@ -45,7 +48,7 @@ pub async fn handle(auth: &Auth, request: Request<Incoming>, request_id: &str) -
         (&Method::GET, "/auth/login" | "/auth/callback") if auth.provider().is_none() => not_ready(headers),
         (&Method::GET, "/auth/login") => login(auth, headers, &query),
         (&Method::GET, "/auth/callback") => callback(auth, headers, &query, request_id).await,
-        (&Method::GET, "/auth/userinfo") => userinfo(auth, headers),
+        (&Method::GET, "/auth/userinfo") => userinfo(auth, headers, request_id).await,
         (&Method::GET, "/auth/jwks.json") => json_response(StatusCode::OK, &auth.identity.assertions.jwks()),
         (&Method::GET, "/auth/logout") => page(StatusCode::OK, "Sign out", CONFIRM_LOGOUT),
         (&Method::POST, "/auth/logout") => logout(auth, headers, request_id).await,
@@ -156,6 +159,7 @@ async fn callback(
             return with_cookies(login_failed(StatusCode::BAD_REQUEST, "The sign-in could not be verified."), cookies);
         }
     };
+    let access_lifetime = tokens.expires_in().map_or(3600, |d| d.as_secs());
     let mut session = Session {
         sid: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()),
         sub: claims.get("sub").and_then(Value::as_str).unwrap_or_default().to_owned(),
@@ -163,12 +167,14 @@ async fn callback(
         email: None,
         email_verified: None,
         groups: vec![],
-        scope: granted_scope(tokens.scopes(), &auth.config.provider.scopes),
+        scope: super::scopes::granted(tokens.scopes(), tokens.access_token().secret())
+            .unwrap_or_else(|| auth.config.provider.scopes.join(" ")),
         profile: Default::default(),
         access_token: tokens.access_token().secret().clone(),
         refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
         id_token: (auth.config.provider.kind == ProviderKind::Oidc).then_some(id_token),
-        access_expires_at: now + tokens.expires_in().map_or(3600, |d| d.as_secs()),
+        access_expires_at: now + access_lifetime,
+        access_lifetime,
         expires_at: now + auth.config.session.lifetime.as_secs(),
         identity_headers: Default::default(),
     };
@@ -224,15 +230,6 @@ async fn with_userinfo(
 
 /// The user's name, email, groups and profile from verified ID-token claims (at login,
 /// and again when a refresh brings a new ID token).
-/// The scopes the token response granted; a response without `scope` granted what was
-/// asked for (RFC 6749 §5.1).
-pub fn granted_scope(granted: Option<&Vec<oauth2::Scope>>, requested: &[String]) -> String {
-    match granted {
-        Some(scopes) => scopes.iter().map(|scope| scope.as_str()).collect::<Vec<_>>().join(" "),
-        None => requested.join(" "),
-    }
-}
-
 pub fn update_from_claims(auth: &Auth, session: &mut Session, claims: &serde_json::Map<String, Value>) {
     // Only what the claims carry is replaced: a refreshed ID token without the scope
     // claims (kept in userinfo by some providers) must not erase them.
@@ -253,9 +250,16 @@ pub fn update_from_claims(auth: &Auth, session: &mut Session, claims: &serde_jso
     session.profile.extend(Session::profile_from(claims, &identity_claims));
 }
 
-fn userinfo(auth: &Auth, headers: &HeaderMap) -> Response<ProxyBody> {
-    match auth.session(headers, now_secs()) {
-        Some(session) => json_response(
+/// Who is signed in, after the same freshness step as a proxied request: the expiry
+/// times it reports are those of tokens that can still be used.
+async fn userinfo(auth: &Arc<Auth>, headers: &HeaderMap, request_id: &str) -> Response<ProxyBody> {
+    let mut cookies = HeaderMap::new();
+    let fresh = match auth.session(headers, now_secs()) {
+        Some(session) => freshness::fresh(auth, session, headers, &mut cookies, request_id).await,
+        None => Freshness::Missing,
+    };
+    let response = match fresh {
+        Freshness::Valid(session) => json_response(
             StatusCode::OK,
             &json!({
                 "sub": session.sub,
@@ -268,10 +272,14 @@ fn userinfo(auth: &Auth, headers: &HeaderMap) -> Response<ProxyBody> {
                 "logout_url": "/auth/logout",
             }),
         ),
-        None => {
+        Freshness::ProviderDown { retry_after } => {
+            error_response(&GatewayError::ProviderUnavailable(retry_after), wants_html(headers), request_id)
+        }
+        Freshness::Missing | Freshness::Ended => {
             json_response(StatusCode::UNAUTHORIZED, &json!({ "error": "unauthenticated", "login_url": "/auth/login" }))
         }
-    }
+    };
+    with_cookies(response, cookies)
 }
 
 async fn logout(auth: &Auth, headers: &HeaderMap, request_id: &str) -> Response<ProxyBody> {

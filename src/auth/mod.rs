@@ -3,6 +3,7 @@
 //!
 //! - `cookies.rs`, `session.rs`, `transaction.rs`: what the browser holds, sealed.
 //! - `endpoints.rs`: `/auth/login`, `/auth/callback`, `/auth/userinfo`, `/auth/logout`.
+//! - `freshness.rs`, `refresh.rs`: when a session's tokens are renewed, and the renewal.
 //! - `identity.rs`: identity headers to the upstream, strip then set.
 //! - `return_to.rs`: where a login may send the browser back to.
 //!
@@ -15,11 +16,13 @@ pub mod claims;
 pub mod cookies;
 pub mod csrf;
 mod endpoints;
+pub mod freshness;
 pub mod identity;
 mod opened;
 pub mod policy;
 pub mod refresh;
 pub mod return_to;
+pub mod scopes;
 pub mod session;
 pub mod signed_out;
 pub mod transaction;
@@ -27,6 +30,7 @@ pub mod transaction;
 pub use endpoints::{handle, unauthenticated};
 
 use crate::config::{AuthConfig, ProviderKind};
+use crate::metrics::Metrics;
 use crate::oidc::jwks::JwksCache;
 use crate::oidc::metadata::{self, ProviderMetadata};
 use crate::oidc::verify::Expectations;
@@ -86,7 +90,7 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(config: &AuthConfig) -> Result<Self, KeyError> {
+    pub fn new(config: &AuthConfig, metrics: &Metrics) -> Result<Self, KeyError> {
         let keys: Vec<Vec<u8>> = config.session.cookie_keys.iter().map(|k| k.expose().clone()).collect();
         Ok(Self {
             jar: CookieJar::new(&config.session.cookie_name, config.session.insecure_dev_cookies),
@@ -100,7 +104,7 @@ impl Auth {
             ),
             http: back_channel(config.provider.http_timeout),
             provider: tokio::sync::OnceCell::new(),
-            refresher: refresh::Refresher::default(),
+            refresher: refresh::Refresher::new(metrics.refresh_outcomes()),
             signed_out: signed_out::SignedOut::default(),
             opened: opened::OpenedSessions::default(),
             config: config.clone(),

@@ -1,70 +1,132 @@
 //! Silent refresh: new tokens before the access token expires, once per session however
-//! many requests arrive at the same time.
+//! many requests arrive at the same time. When a refresh is due is `freshness.rs`'s
+//! rule; this module runs the exchange.
 //!
 //! Rules (issue: "sessions that die" is the top complaint against the peers):
-//! 1. Refresh when the access token expires within `session.refresh_skew`.
-//! 2. Single flight: concurrent requests of one session (keyed by a hash of its refresh
-//!    token, never the token itself) share one refresh and its result, across workers.
-//!    The refresh runs in a task of its own, so it finishes and is kept even when every
-//!    request waiting for it is gone.
-//! 3. Rotation-safe: a result is kept for [`LATE_REQUEST_GRACE`] under the old token's
-//!    hash, so a late request still carrying the pre-refresh cookie (another tab, a
-//!    slow request) gets the new session instead of presenting a rotated token again,
-//!    which makes some providers revoke the whole grant.
-//! 4. The provider's refresh token is kept when it returns none (Cognito without
+//! 1. Single flight: concurrent requests of one session state (keyed by a hash of its
+//!    refresh and access tokens, never the tokens themselves) share one refresh and its
+//!    result, across workers. The refresh runs in a task of its own, so it finishes and
+//!    is kept even when every request waiting for it is gone.
+//! 2. Rotation-safe: a result is kept for [`LATE_REQUEST_GRACE`] under the old state's
+//!    key, so a late request still carrying the pre-refresh cookie (another tab, a slow
+//!    request) gets the new session instead of presenting a rotated token again, which
+//!    makes some providers revoke the whole grant. The key includes the access token:
+//!    without rotation the refresh token never changes, and a key of it alone would hand
+//!    the same kept (and by then due) result to the refreshed session too.
+//! 3. The provider's refresh token is kept when it returns none (Cognito without
 //!    rotation), replaced when it returns one.
-//! 5. `invalid_grant` ends the session; a network error or 5xx is `Unavailable`, never
-//!    a logout: the caller forwards while the old access token is valid, else 503.
+//! 4. `invalid_grant` ends the session. Anything else is `Unavailable`, never a logout:
+//!    a network error, a timeout or a 5xx (the provider is down or slow), and the other
+//!    OAuth errors (`invalid_client`, `unauthorized_client`…), which are the operator's
+//!    configuration, not the user's doing: those are logged as errors naming the setting.
+//! 5. Back-off: after a failed exchange, the session's next requests are answered
+//!    `Unavailable` at once, without asking the provider, for [`FIRST_BACKOFF`],
+//!    doubling with each failure in a row up to [`MAX_BACKOFF`]. A hanging provider
+//!    then costs one request per back-off the full `provider.http_timeout`, not every one.
+//! 6. Every exchange is counted by outcome (`portcullis_refresh_total{outcome}`).
 
 use super::session::Session;
 use super::{Auth, now_secs};
+use crate::metrics::RefreshOutcomes;
 use crate::oidc::verify::verify_id_token;
+use oauth2::basic::BasicErrorResponseType;
 use oauth2::{RefreshToken, RequestTokenError, TokenResponse};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 pub const LATE_REQUEST_GRACE: Duration = Duration::from_secs(60);
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(15);
 
+/// What a request is told about its session's refresh.
 #[derive(Debug, Clone)]
 pub enum Outcome {
     Refreshed(Arc<Session>),
     /// The provider says the grant is over (`invalid_grant`): log the user out.
     Ended,
-    /// The provider could not be asked (down, slow, 5xx): try again later.
+    /// Not refreshed this time (the provider is down, slow, or refuses the gateway's
+    /// configuration): the session is kept, and its provider is asked again once
+    /// `retry_after` has passed.
+    Unavailable {
+        retry_after: Duration,
+    },
+}
+
+/// What one exchange with the provider came to.
+#[derive(Debug, Clone)]
+pub enum Exchanged {
+    Refreshed(Arc<Session>),
+    Ended,
+    /// No usable answer: unreachable, timed out, 5xx, a malformed answer.
     Unavailable,
+    /// Refused for the gateway's own configuration (`invalid_client`…).
+    RefusedConfig,
+}
+
+impl Exchanged {
+    /// The `outcome` label of `portcullis_refresh_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Exchanged::Refreshed(_) => "refreshed",
+            Exchanged::Ended => "ended",
+            Exchanged::Unavailable => "unavailable",
+            Exchanged::RefusedConfig => "refused_config",
+        }
+    }
 }
 
 type Key = [u8; 32];
 
-/// One lock over both maps: a request must see a refresh either still in flight or
+/// One lock over the maps: a request must see a refresh either still in flight or
 /// already recent, never in between (with two maps locked apart, a request arriving
 /// as a refresh ended found neither and refreshed again, with a rotated-out token).
 #[derive(Default)]
 pub struct Refresher {
     state: Arc<Mutex<State>>,
+    outcomes: RefreshOutcomes,
 }
 
 #[derive(Default)]
 struct State {
     /// Refreshes running, each in its own task, with the channel its outcome comes on.
     in_flight: HashMap<Key, watch::Receiver<Option<Outcome>>>,
+    /// Refreshed or ended sessions, for late requests.
     recent: HashMap<Key, (Instant, Outcome)>,
+    /// Sessions whose last exchange failed: not asked again before `until`.
+    backoff: HashMap<Key, Backoff>,
+}
+
+#[derive(Clone, Copy)]
+struct Backoff {
+    until: Instant,
+    failures: u32,
 }
 
 impl Refresher {
+    pub fn new(outcomes: RefreshOutcomes) -> Self {
+        Self { state: Default::default(), outcomes }
+    }
+
     pub async fn refresh(auth: &Arc<Auth>, session: &Session, request_id: &str) -> Outcome {
         let Some(refresh_token) = session.refresh_token.clone() else { return Outcome::Ended };
-        let key: Key = Sha256::digest(refresh_token.as_bytes()).into();
+        let key: Key = Sha256::new()
+            .chain_update(refresh_token.as_bytes())
+            .chain_update([0])
+            .chain_update(session.access_token.as_bytes())
+            .finalize()
+            .into();
         let (owner, session, request_id) = (auth.clone(), session.clone(), request_id.to_owned());
         let exchange = async move { exchange(&owner, &session, &refresh_token, &request_id).await };
         auth.refresher.once(key, || exchange).await
     }
 
-    /// The outcome of `exchange` for the refresh token hashed to `key`, run once for all
-    /// requests in flight and reused by those arriving within [`LATE_REQUEST_GRACE`].
+    /// The outcome of `exchange` for the session state hashed to `key`, run once for all
+    /// requests in flight and reused by those arriving within [`LATE_REQUEST_GRACE`]
+    /// (or, after a failure, within its back-off).
     ///
     /// The exchange runs in a task of its own: when every request waiting for it is
     /// gone (a browser navigating away aborts its fetches), it still finishes and its
@@ -72,14 +134,20 @@ impl Refresher {
     /// token without the new one being saved anywhere.
     async fn once<F>(&self, key: Key, exchange: impl FnOnce() -> F) -> Outcome
     where
-        F: Future<Output = Outcome> + Send + 'static,
+        F: Future<Output = Exchanged> + Send + 'static,
     {
         let (mut outcome, start) = {
             let mut state = self.state.lock().expect("refresh lock");
+            let now = Instant::now();
             if let Some((at, outcome)) = state.recent.get(&key)
-                && at.elapsed() < LATE_REQUEST_GRACE
+                && now.duration_since(*at) < LATE_REQUEST_GRACE
             {
                 return outcome.clone();
+            }
+            if let Some(backoff) = state.backoff.get(&key)
+                && backoff.until > now
+            {
+                return Outcome::Unavailable { retry_after: backoff.until - now };
             }
             match state.in_flight.get(&key) {
                 // A closed channel still listed is a task that ended without an answer
@@ -93,17 +161,12 @@ impl Refresher {
             }
         };
         if let Some(done) = start {
-            let shared = self.state.clone();
+            let (shared, outcomes) = (self.state.clone(), self.outcomes.clone());
             let exchange = exchange();
             tokio::spawn(async move {
-                let outcome = exchange.await;
-                let mut state = shared.lock().expect("refresh lock");
-                state.in_flight.remove(&key);
-                if !matches!(outcome, Outcome::Unavailable) {
-                    state.recent.retain(|_, (at, _)| at.elapsed() < LATE_REQUEST_GRACE);
-                    state.recent.insert(key, (Instant::now(), outcome.clone()));
-                }
-                drop(state);
+                let exchanged = exchange.await;
+                outcomes.count(exchanged.label());
+                let outcome = shared.lock().expect("refresh lock").settle(key, exchanged);
                 let _ = done.send(Some(outcome));
             });
         }
@@ -117,14 +180,39 @@ impl Refresher {
                 if state.in_flight.get(&key).is_some_and(|running| running.same_channel(&outcome)) {
                     state.in_flight.remove(&key);
                 }
-                Outcome::Unavailable
+                Outcome::Unavailable { retry_after: Duration::ZERO }
             }
         }
     }
 }
 
-async fn exchange(auth: &Auth, session: &Session, refresh_token: &str, request_id: &str) -> Outcome {
-    let Some(provider) = auth.provider() else { return Outcome::Unavailable };
+impl State {
+    /// Records a finished exchange: kept for late requests, or a back-off after a
+    /// failure (growing with each failure in a row). Returns what its requests are told.
+    fn settle(&mut self, key: Key, exchanged: Exchanged) -> Outcome {
+        let now = Instant::now();
+        self.in_flight.remove(&key);
+        let outcome = match exchanged {
+            Exchanged::Refreshed(session) => Outcome::Refreshed(session),
+            Exchanged::Ended => Outcome::Ended,
+            Exchanged::Unavailable | Exchanged::RefusedConfig => {
+                // A failure soon after the last back-off ended is one more in a row.
+                self.backoff.retain(|_, backoff| backoff.until + MAX_BACKOFF > now);
+                let failures = self.backoff.get(&key).map_or(0, |backoff| backoff.failures) + 1;
+                let delay = FIRST_BACKOFF.saturating_mul(1 << (failures - 1).min(8)).min(MAX_BACKOFF);
+                self.backoff.insert(key, Backoff { until: now + delay, failures });
+                return Outcome::Unavailable { retry_after: delay };
+            }
+        };
+        self.backoff.remove(&key);
+        self.recent.retain(|_, (at, _)| now.duration_since(*at) < LATE_REQUEST_GRACE);
+        self.recent.insert(key, (now, outcome.clone()));
+        outcome
+    }
+}
+
+async fn exchange(auth: &Auth, session: &Session, refresh_token: &str, request_id: &str) -> Exchanged {
+    let Some(provider) = auth.provider() else { return Exchanged::Unavailable };
     // Lifetimes count from the asking, as at the callback: the provider's clock started
     // no earlier, so the token is never believed to live longer than it does.
     let asked_at = now_secs();
@@ -135,20 +223,35 @@ async fn exchange(auth: &Auth, session: &Session, refresh_token: &str, request_i
         .await;
     let tokens = match answer {
         Ok(tokens) => tokens,
-        Err(RequestTokenError::ServerResponse(error)) if error.error().as_ref() == "invalid_grant" => {
-            tracing::info!(request_id, sub = %session.sub, "refresh refused (invalid_grant): the session is over");
-            return Outcome::Ended;
+        Err(RequestTokenError::ServerResponse(error)) => {
+            let code = error.error();
+            let Some(check) = configuration_to_check(code) else {
+                if *code == BasicErrorResponseType::InvalidGrant {
+                    tracing::info!(request_id, sub = %session.sub, "refresh refused (invalid_grant): the session is over");
+                    return Exchanged::Ended;
+                }
+                tracing::warn!(request_id, error = %code, "refresh failed; the session is kept");
+                return Exchanged::Unavailable;
+            };
+            tracing::error!(
+                request_id,
+                error = %code,
+                check,
+                "the identity provider refused to refresh for the gateway's configuration; sessions are kept,                  but none can be refreshed until it is fixed"
+            );
+            return Exchanged::RefusedConfig;
         }
         Err(err) => {
             tracing::warn!(request_id, error = %err, "refresh failed; the session is kept");
-            return Outcome::Unavailable;
+            return Exchanged::Unavailable;
         }
     };
     let mut refreshed = session.clone();
     refreshed.access_token = tokens.access_token().secret().clone();
-    refreshed.access_expires_at = asked_at + tokens.expires_in().map_or(3600, |d| d.as_secs());
-    if let Some(scopes) = tokens.scopes() {
-        refreshed.scope = super::endpoints::granted_scope(Some(scopes), &[]);
+    refreshed.access_lifetime = tokens.expires_in().map_or(3600, |d| d.as_secs());
+    refreshed.access_expires_at = asked_at + refreshed.access_lifetime;
+    if let Some(scope) = super::scopes::granted(tokens.scopes(), &refreshed.access_token) {
+        refreshed.scope = scope;
     }
     if let Some(rotated) = tokens.refresh_token() {
         refreshed.refresh_token = Some(rotated.secret().clone());
@@ -163,16 +266,35 @@ async fn exchange(auth: &Auth, session: &Session, refresh_token: &str, request_i
             }
             Ok(_) => {
                 tracing::warn!(request_id, "refreshed ID token names another subject: session ended");
-                return Outcome::Ended;
+                return Exchanged::Ended;
             }
             Err(err) => {
                 tracing::warn!(request_id, error = %err, "refreshed ID token rejected; the session is kept");
-                return Outcome::Unavailable;
+                return Exchanged::Unavailable;
             }
         }
     }
     tracing::debug!(request_id, sub = %session.sub, "session refreshed");
-    Outcome::Refreshed(Arc::new(refreshed))
+    Exchanged::Refreshed(Arc::new(refreshed))
+}
+
+/// For an OAuth error that means the provider will not refresh for this gateway's
+/// client at all (RFC 6749 §5.2), the settings an operator should look at.
+fn configuration_to_check(code: &BasicErrorResponseType) -> Option<&'static str> {
+    match code {
+        BasicErrorResponseType::InvalidClient => Some(
+            "provider.client_id and provider.client_secret (PORTCULLIS_PROVIDER__CLIENT_SECRET): the secret may have \
+             been rotated at the provider",
+        ),
+        BasicErrorResponseType::UnauthorizedClient | BasicErrorResponseType::UnsupportedGrantType => Some(
+            "the app client at the provider: it must be allowed the refresh_token grant (Cognito: see \
+             docs/cognito.md, Troubleshooting)",
+        ),
+        BasicErrorResponseType::InvalidRequest | BasicErrorResponseType::InvalidScope => {
+            Some("provider.scopes and the app client's settings at the provider")
+        }
+        BasicErrorResponseType::InvalidGrant | BasicErrorResponseType::Extension(_) => None,
+    }
 }
 
 #[cfg(test)]
@@ -184,8 +306,8 @@ mod tests {
     fn counted(
         exchanges: &Arc<AtomicUsize>,
         millis: u64,
-        outcome: Outcome,
-    ) -> impl FnOnce() -> std::pin::Pin<Box<dyn Future<Output = Outcome> + Send>> + use<> {
+        outcome: Exchanged,
+    ) -> impl FnOnce() -> std::pin::Pin<Box<dyn Future<Output = Exchanged> + Send>> + use<> {
         let exchanges = exchanges.clone();
         move || {
             Box::pin(async move {
@@ -209,7 +331,7 @@ mod tests {
             let exchanges = Arc::new(AtomicUsize::new(0));
             let requests: Vec<_> = (0..16)
                 .map(|request| {
-                    let (refresher, exchange) = (refresher.clone(), counted(&exchanges, 0, Outcome::Ended));
+                    let (refresher, exchange) = (refresher.clone(), counted(&exchanges, 0, Exchanged::Ended));
                     tokio::spawn(async move {
                         for _ in 0..request % 4 {
                             tokio::task::yield_now().await;
@@ -225,15 +347,40 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn an_unavailable_provider_is_asked_again() {
+    /// A failed exchange is not tried again for its back-off, which doubles with each
+    /// failure in a row up to its bound; a success ends it.
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_provider_is_asked_again_after_a_growing_backoff() {
         let refresher = Refresher::default();
         let exchanges = Arc::new(AtomicUsize::new(0));
-        for _ in 0..2 {
-            let outcome = refresher.once([1; 32], counted(&exchanges, 0, Outcome::Unavailable)).await;
-            assert!(matches!(outcome, Outcome::Unavailable));
+        let key = [1; 32];
+        let mut expected = FIRST_BACKOFF;
+        for failure in 1..=6 {
+            let outcome = refresher.once(key, counted(&exchanges, 0, Exchanged::Unavailable)).await;
+            let Outcome::Unavailable { retry_after } = outcome else { panic!("{outcome:?}") };
+            assert_eq!(retry_after, expected, "failure {failure}");
+            assert_eq!(exchanges.load(Ordering::SeqCst), failure);
+
+            // Within the back-off: answered at once, the provider not asked.
+            tokio::time::advance(retry_after - Duration::from_millis(1)).await;
+            let waiting = refresher.once(key, counted(&exchanges, 0, Exchanged::Ended)).await;
+            let Outcome::Unavailable { retry_after: left } = waiting else { panic!("{waiting:?}") };
+            assert_eq!(left, Duration::from_millis(1));
+            assert_eq!(exchanges.load(Ordering::SeqCst), failure);
+            tokio::time::advance(Duration::from_millis(1)).await;
+            expected = (expected * 2).min(MAX_BACKOFF);
         }
-        assert_eq!(exchanges.load(Ordering::SeqCst), 2);
+        assert_eq!(expected, MAX_BACKOFF, "the back-off reached its bound");
+        let refused = refresher.once(key, counted(&exchanges, 0, Exchanged::RefusedConfig)).await;
+        assert!(matches!(refused, Outcome::Unavailable { retry_after } if retry_after == MAX_BACKOFF));
+        tokio::time::advance(MAX_BACKOFF).await;
+        let back = refresher.once(key, counted(&exchanges, 0, Exchanged::Ended)).await;
+        assert!(matches!(back, Outcome::Ended), "asked again once the back-off is over");
+        assert_eq!(exchanges.load(Ordering::SeqCst), 8);
+
+        // Another session is not held back by this one's failures.
+        let other = refresher.once([9; 32], counted(&exchanges, 0, Exchanged::Ended)).await;
+        assert!(matches!(other, Outcome::Ended));
     }
 
     /// An exchange that ends without an answer while nobody waits (it panicked) is
@@ -252,7 +399,7 @@ mod tests {
         assert!(gone.is_err());
         tokio::time::sleep(Duration::from_millis(100)).await;
         let exchanges = Arc::new(AtomicUsize::new(0));
-        let again = refresher.once([3; 32], counted(&exchanges, 0, Outcome::Ended)).await;
+        let again = refresher.once([3; 32], counted(&exchanges, 0, Exchanged::Ended)).await;
         assert!(matches!(again, Outcome::Ended), "asked again, not told the dead one was unavailable");
         assert_eq!(exchanges.load(Ordering::SeqCst), 1);
     }
@@ -265,12 +412,12 @@ mod tests {
         let exchanges = Arc::new(AtomicUsize::new(0));
         let gone = tokio::time::timeout(
             Duration::from_millis(20),
-            refresher.once([2; 32], counted(&exchanges, 100, Outcome::Ended)),
+            refresher.once([2; 32], counted(&exchanges, 100, Exchanged::Ended)),
         )
         .await;
         assert!(gone.is_err(), "the request gave up before the answer");
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let later = refresher.once([2; 32], counted(&exchanges, 0, Outcome::Unavailable)).await;
+        let later = refresher.once([2; 32], counted(&exchanges, 0, Exchanged::Unavailable)).await;
         assert!(matches!(later, Outcome::Ended), "the kept outcome, not a new exchange");
         assert_eq!(exchanges.load(Ordering::SeqCst), 1);
     }

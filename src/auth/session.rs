@@ -29,6 +29,10 @@ pub struct Session {
     pub refresh_token: Option<String>,
     pub id_token: Option<String>,
     pub access_expires_at: u64,
+    /// The access token's lifetime as issued (`expires_in`), which bounds how early it
+    /// is refreshed; 0 in sessions sealed before it was kept (then the skew alone).
+    #[serde(default)]
+    pub access_lifetime: u64,
     /// Absolute end of the session.
     pub expires_at: u64,
     /// Its identity headers, built on first use (not sealed).

@@ -81,12 +81,22 @@ fn validate<'a>(provider: &'a Provider, p: &HashMap<String, String>) -> Result<A
         None => return Err(refuse("invalid_request", "response_type is required")),
         Some(_) => return Err(refuse("unsupported_response_type", "only the authorization code flow is enabled")),
     }
-    let scopes: Vec<String> = match p.get("scope") {
+    let requested: Vec<String> = match p.get("scope") {
         Some(scope) => scope.split_whitespace().map(String::from).collect(),
         None => client.allowed_scopes.clone(),
     };
-    if scopes.is_empty() || scopes.iter().any(|s| !client.allowed_scopes.contains(s)) {
-        return Err(refuse("invalid_scope", "a requested scope is not allowed for this client"));
+    // A scope the pool knows but the app client is not allowed is left out silently,
+    // so the tokens may carry fewer scopes than were asked for (the access token's
+    // `scope` claim says which; the token response has no `scope`). A scope the pool
+    // does not know at all is an error. (Amazon Cognito Developer Guide, "Authorize
+    // endpoint" and "Scopes, M2M, and APIs with resource servers"; the silent part as
+    // observed, not stated there.)
+    if requested.iter().any(|s| !client.allowed_scopes.contains(s) && !COGNITO_SCOPES.contains(&s.as_str())) {
+        return Err(refuse("invalid_scope", "a requested scope does not exist in this user pool"));
+    }
+    let scopes: Vec<String> = requested.into_iter().filter(|s| client.allowed_scopes.contains(s)).collect();
+    if scopes.is_empty() {
+        return Err(refuse("invalid_scope", "no requested scope is allowed for this client"));
     }
     let code_challenge = p.get("code_challenge").cloned();
     match (code_challenge.as_deref(), p.get("code_challenge_method").map(String::as_str)) {
@@ -106,6 +116,9 @@ fn validate<'a>(provider: &'a Provider, p: &HashMap<String, String>) -> Result<A
         prompt: p.get("prompt").cloned(),
     })
 }
+
+/// The scopes every user pool has, whether an app client is allowed them or not.
+const COGNITO_SCOPES: [&str; 5] = ["openid", "email", "phone", "profile", "aws.cognito.signin.user.admin"];
 
 /// RFC 7636 §4.2: 43 to 128 characters of [A-Za-z0-9-._~].
 fn is_pkce_value(value: &str) -> bool {

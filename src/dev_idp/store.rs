@@ -51,6 +51,8 @@ pub enum TokenFailure {
     Delay(Duration),
     /// Answer every token request with `400 invalid_grant`.
     InvalidGrant,
+    /// Answer every token request with `400` and this OAuth error (`invalid_client`…).
+    Refuse(&'static str),
 }
 
 /// How many grants the token endpoint has issued, by type.

@@ -37,6 +37,7 @@ pub async fn token(State(provider): State<Arc<Provider>>, headers: HeaderMap, bo
         }
         Some(TokenFailure::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(TokenFailure::InvalidGrant) => return refuse(&provider, "invalid_grant"),
+        Some(TokenFailure::Refuse(error)) => return refuse(&provider, error),
         None => {}
     }
     let form = match parse_form(&headers, &body) {

@@ -29,6 +29,22 @@ pub async fn setup(tweak: impl FnOnce(&mut Settings), session: &str) -> Setup {
 
 /// As [`setup`], with the gateway's `provider.kind` ("cognito" or "oidc").
 pub async fn setup_kind(kind: &str, tweak: impl FnOnce(&mut Settings), session: &str) -> Setup {
+    setup_with(kind, tweak, Extra { session, ..Extra::default() }).await
+}
+
+/// Lines a test adds to the gateway's configuration of [`setup_with`].
+#[derive(Default)]
+pub struct Extra<'a> {
+    pub provider: &'a str,
+    pub session: &'a str,
+    /// `[[route]]` tables, before the standard ones (`/`, `/nocsrf/`, `/public/`);
+    /// `{app}` in them stands for the echo upstream's address.
+    pub routes: &'a str,
+}
+
+/// As [`setup_kind`], with lines added to `[provider]`, `[session]` and the routes.
+pub async fn setup_with(kind: &str, tweak: impl FnOnce(&mut Settings), extra: Extra<'_>) -> Setup {
+    let Extra { provider, session, routes } = extra;
     let port = crate::common::free_port();
     let origin = format!("http://127.0.0.1:{port}");
     let mut settings = Settings {
@@ -56,10 +72,12 @@ issuer = "{issuer}"
 domain = "{domain}"
 client_id = "{CLIENT}"
 client_secret = "test-secret"
+{provider}
 [session]
 cookie_keys = ["{KEY}"]
 insecure_dev_cookies = true
 {session}
+{routes}
 [[route]]
 prefix = "/"
 upstream = "http://{app}"
@@ -74,6 +92,7 @@ public = true
 "#,
         issuer = idp.issuer(),
         domain = idp.base_url(),
+        routes = routes.replace("{app}", &app.to_string()),
     );
     let gateway = crate::common::TestGateway::start(&config).await;
     let http = reqwest::Client::builder()
