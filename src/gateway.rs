@@ -141,7 +141,7 @@ impl Gateway {
     ) -> Result<Response<ProxyBody>, GatewayError> {
         if let Some(auth) = &self.auth {
             // Closed, not open: without the check, nothing would strip or authenticate.
-            let Some(CookieCheck { session, upstream_cookies }) = checked else {
+            let Some(CookieCheck { session, upstream_cookies, now }) = checked else {
                 return Err(GatewayError::Internal("a routed request's cookies were not checked"));
             };
             let id = request_id.to_str().unwrap_or_default();
@@ -150,7 +150,7 @@ impl Gateway {
             let mut added = Added::with_capacity(ADDED_HEADERS);
             if !route.public {
                 let session = match session {
-                    Some(session) => freshness::fresh(auth, session, request.headers(), &mut cookies, id).await,
+                    Some(session) => freshness::fresh(auth, session, request.headers(), &mut cookies, now, id).await,
                     None => Freshness::Missing,
                 };
                 match session {
@@ -200,13 +200,15 @@ impl Gateway {
 struct CookieCheck {
     session: Option<Arc<Session>>,
     upstream_cookies: UpstreamCookies,
+    /// The time the session was checked at.
+    now: u64,
 }
 
 impl CookieCheck {
     fn of(auth: &Auth, cookies: &RequestCookies, route: &Route) -> Self {
         let now = auth::now_secs();
         let session = if route.public { None } else { auth.session_among(cookies, now) };
-        Self { session, upstream_cookies: auth.jar.for_upstream(cookies) }
+        Self { session, upstream_cookies: auth.jar.for_upstream(cookies), now }
     }
 }
 

@@ -50,8 +50,9 @@ async fn fifty_at_once(s: &Setup, cookies: &str) -> Vec<reqwest::Response> {
 
 #[tokio::test]
 async fn fifty_concurrent_requests_share_one_refresh() {
-    let (s, browser) = signed_in(2, false, "1s", "").await;
-    tokio::time::sleep(Duration::from_millis(1200)).await; // inside the refresh skew
+    // 4-second tokens: the refreshed one is not due for 2 s, even in whole seconds.
+    let (s, browser) = signed_in(4, false, "2s", "").await;
+    tokio::time::sleep(Duration::from_millis(2200)).await; // inside the refresh skew
     let cookies = Browser::cookie_header(&browser.gateway);
     let replies = fifty_at_once(&s, &cookies).await;
     for reply in &replies {
@@ -64,8 +65,10 @@ async fn fifty_concurrent_requests_share_one_refresh() {
 
 #[tokio::test]
 async fn with_rotation_a_late_request_with_the_old_cookie_still_works() {
-    let (s, mut browser) = signed_in(2, true, "1s", "").await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The kept refresh must not be due itself when the late request comes (that case
+    // is `a_late_request_whose_kept_refresh_has_expired_is_refreshed_again`).
+    let (s, mut browser) = signed_in(4, true, "2s", "").await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     let old = Browser::cookie_header(&browser.gateway);
     let replies = fifty_at_once(&s, &old).await;
     assert!(replies.iter().all(|r| r.status() == 200));

@@ -254,8 +254,9 @@ pub fn update_from_claims(auth: &Auth, session: &mut Session, claims: &serde_jso
 /// times it reports are those of tokens that can still be used.
 async fn userinfo(auth: &Arc<Auth>, headers: &HeaderMap, request_id: &str) -> Response<ProxyBody> {
     let mut cookies = HeaderMap::new();
-    let fresh = match auth.session(headers, now_secs()) {
-        Some(session) => freshness::fresh(auth, session, headers, &mut cookies, request_id).await,
+    let now = now_secs();
+    let fresh = match auth.session(headers, now) {
+        Some(session) => freshness::fresh(auth, session, headers, &mut cookies, now, request_id).await,
         None => Freshness::Missing,
     };
     let response = match fresh {

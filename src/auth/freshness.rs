@@ -8,10 +8,10 @@
 //!    token that lives shorter than the skew (60 s by default) would be refreshed on
 //!    every request: one grant at the provider per request, and a new 2–4 KB cookie on
 //!    every response.
-//! 2. A due session is refreshed (`refresh.rs`: once per session state). What comes
-//!    back is checked by the same rule: a result kept for late requests may be due, or
-//!    expired, by now, and is then refreshed in turn, on its own refresh token. Bounded
-//!    by [`MAX_REFRESHES`] a request.
+//! 2. A due session is refreshed (`refresh.rs`: once per session state). A result kept
+//!    for late requests is checked by the same rule: it may be due, or expired, by now,
+//!    and is then refreshed in turn, on its own refresh token. Bounded by
+//!    [`MAX_REFRESHES`] a request.
 //! 3. The refreshed session's cookies go on the response; an ended one's are cleared.
 //! 4. A provider that cannot refresh never logs anyone out: the token is used while it
 //!    is still valid, then `ProviderDown` (503 with `Retry-After`) until it can.
@@ -46,40 +46,49 @@ pub fn is_due(session: &Session, now: u64, skew: Duration) -> bool {
     session.access_expires_at <= now.saturating_add(skew)
 }
 
-/// The session to act with (see the module's rules); new or cleared cookies go into
-/// `cookies`, for the response.
+/// The session to act with at `now` (see the module's rules); new or cleared cookies go
+/// into `cookies`, for the response.
 pub async fn fresh(
     auth: &Arc<Auth>,
     session: Arc<Session>,
     request_headers: &HeaderMap,
     cookies: &mut HeaderMap,
+    now: u64,
     request_id: &str,
 ) -> Freshness {
     let skew = auth.config.session.refresh_skew;
-    let mut current = session;
-    let mut refreshed = false;
+    if !is_due(&session, now, skew) {
+        return Freshness::Valid(session);
+    }
+    let (mut current, mut now, mut refreshed) = (session, now, false);
     for _ in 0..MAX_REFRESHES {
-        let now = super::now_secs();
         if !is_due(&current, now, skew) || current.refresh_token.is_none() {
             break;
         }
-        match Box::pin(Refresher::refresh(auth, &current, request_id)).await {
-            Outcome::Refreshed(next) => {
-                current = next;
+        let outcome = Box::pin(Refresher::refresh(auth, &current, request_id)).await;
+        // The refresh may have waited for the provider: the token may have expired since.
+        now = super::now_secs();
+        match outcome {
+            Outcome::Refreshed { session, kept } => {
+                current = session;
                 refreshed = true;
+                if !kept {
+                    // Just issued: fresh, even where whole-second expiry times make a
+                    // token of a few seconds look due already.
+                    break;
+                }
             }
             Outcome::Ended => {
                 Session::clear(request_headers, cookies, &auth.jar);
                 return Freshness::Ended;
             }
-            Outcome::Unavailable { retry_after } if current.access_expires_at <= super::now_secs() => {
+            Outcome::Unavailable { retry_after } if current.access_expires_at <= now => {
                 return Freshness::ProviderDown { retry_after };
             }
             // Never a logout for a provider outage: the token while it lasts.
             Outcome::Unavailable { .. } => break,
         }
     }
-    let now = super::now_secs();
     if current.access_expires_at <= now {
         // Expired without a refresh token (nothing can renew it), or the provider
         // keeps answering with tokens that are already due.

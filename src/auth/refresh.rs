@@ -45,15 +45,15 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(15);
 /// What a request is told about its session's refresh.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Refreshed(Arc<Session>),
+    /// `kept`: the result of an earlier refresh, kept for late requests (it may have
+    /// become due itself since), rather than of the exchange this request waited for.
+    Refreshed { session: Arc<Session>, kept: bool },
     /// The provider says the grant is over (`invalid_grant`): log the user out.
     Ended,
     /// Not refreshed this time (the provider is down, slow, or refuses the gateway's
     /// configuration): the session is kept, and its provider is asked again once
     /// `retry_after` has passed.
-    Unavailable {
-        retry_after: Duration,
-    },
+    Unavailable { retry_after: Duration },
 }
 
 /// What one exchange with the provider came to.
@@ -142,7 +142,10 @@ impl Refresher {
             if let Some((at, outcome)) = state.recent.get(&key)
                 && now.duration_since(*at) < LATE_REQUEST_GRACE
             {
-                return outcome.clone();
+                return match outcome {
+                    Outcome::Refreshed { session, .. } => Outcome::Refreshed { session: session.clone(), kept: true },
+                    other => other.clone(),
+                };
             }
             if let Some(backoff) = state.backoff.get(&key)
                 && backoff.until > now
@@ -193,7 +196,7 @@ impl State {
         let now = Instant::now();
         self.in_flight.remove(&key);
         let outcome = match exchanged {
-            Exchanged::Refreshed(session) => Outcome::Refreshed(session),
+            Exchanged::Refreshed(session) => Outcome::Refreshed { session, kept: false },
             Exchanged::Ended => Outcome::Ended,
             Exchanged::Unavailable | Exchanged::RefusedConfig => {
                 // A failure soon after the last back-off ended is one more in a row.
