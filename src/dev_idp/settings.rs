@@ -2,6 +2,7 @@
 //! lifetimes and refresh-token rotation, as a Cognito user pool is configured.
 //! The defaults are the demo's: one public client, two users.
 
+use crate::oidc::metadata::CognitoIssuer;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,6 +13,11 @@ pub struct Settings {
     pub region: String,
     /// `{region}_{id}`, as Cognito names pools.
     pub user_pool_id: String,
+    /// Issue tokens with Cognito's own issuer in this form (`"original"` or
+    /// `"updated"`), for a gateway that derives it from the region and pool and fetches
+    /// discovery here through `provider.issuer_endpoint`. Unset: the issuer is where
+    /// this provider is reached, `{base_url}/{userPoolId}`.
+    pub cognito_issuer: Option<CognitoIssuer>,
     pub clients: Vec<ClientSettings>,
     pub users: Vec<UserSettings>,
     #[serde(with = "humantime_serde_compat")]
@@ -73,6 +79,7 @@ impl Default for Settings {
         Self {
             region: "eu-west-1".into(),
             user_pool_id: "eu-west-1_Dev0Pool1".into(),
+            cognito_issuer: None,
             clients: vec![],
             users: vec![
                 UserSettings {

@@ -29,6 +29,16 @@ pub async fn setup(tweak: impl FnOnce(&mut Settings), session: &str) -> Setup {
 
 /// As [`setup`], with the gateway's `provider.kind` ("cognito" or "oidc").
 pub async fn setup_kind(kind: &str, tweak: impl FnOnce(&mut Settings), session: &str) -> Setup {
+    setup_provider(tweak, session, |idp| format!("kind = \"{kind}\"\nissuer = \"{}\"", idp.issuer())).await
+}
+
+/// As [`setup`], with the `[provider]` lines that say where the issuer is (`provider`
+/// writes them for the started provider); the domain and the client are set here.
+pub async fn setup_provider(
+    tweak: impl FnOnce(&mut Settings),
+    session: &str,
+    provider: impl FnOnce(&DevIdp) -> String,
+) -> Setup {
     let port = crate::common::free_port();
     let origin = format!("http://127.0.0.1:{port}");
     let mut settings = Settings {
@@ -51,8 +61,7 @@ listen = "127.0.0.1:{port}"
 admin_listen = "127.0.0.1:0"
 public_url = "{origin}"
 [provider]
-kind = "{kind}"
-issuer = "{issuer}"
+{provider}
 domain = "{domain}"
 client_id = "{CLIENT}"
 client_secret = "test-secret"
@@ -72,7 +81,7 @@ prefix = "/public/"
 upstream = "http://{app}"
 public = true
 "#,
-        issuer = idp.issuer(),
+        provider = provider(&idp),
         domain = idp.base_url(),
     );
     let gateway = crate::common::TestGateway::start(&config).await;
