@@ -141,6 +141,7 @@ fn router(provider: Arc<Provider>) -> Router {
         .route(&format!("/{pool}/.well-known/jwks.json"), get(discovery::jwks))
         .route("/oauth2/authorize", get(authorize::authorize))
         .route("/login", get(authorize::login_form).post(authorize::login_submit))
+        .route("/error", get(authorize::error_page))
         .route("/oauth2/token", post(token::token))
         .route("/oauth2/revoke", post(revoke::revoke))
         .route("/oauth2/userInfo", get(userinfo::userinfo).post(userinfo::userinfo))

@@ -134,6 +134,12 @@ impl Browser {
     /// Starts a login and signs in at the provider; returns the callback URL the
     /// provider redirects to, not yet visited (the attempt cookie is in the jar).
     pub async fn until_callback(&mut self, s: &Setup, return_to: &str) -> String {
+        let password = Settings::default().users[0].password.clone();
+        self.until_callback_as(s, return_to, "alice", &password).await
+    }
+
+    /// As [`Browser::until_callback`], signing in as `username`.
+    pub async fn until_callback_as(&mut self, s: &Setup, return_to: &str, username: &str, password: &str) -> String {
         let login = self.get(s, &s.gateway.url(&format!("/auth/login?return_to={return_to}")), &[]).await;
         assert_eq!(login.status(), StatusCode::FOUND);
         let authorize = location(&login);
@@ -146,12 +152,11 @@ impl Browser {
 
         let to_form = self.get(s, &authorize, &[]).await;
         let form_url = format!("{}{}", s.idp.base_url(), location(&to_form));
-        let password = Settings::default().users[0].password.clone();
         let signed_in = s
             .http
             .post(&form_url)
             .header("cookie", Self::cookie_header(&self.idp))
-            .form(&[("username", "alice"), ("password", password.as_str())])
+            .form(&[("username", username), ("password", password)])
             .send()
             .await
             .unwrap();
