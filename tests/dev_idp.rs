@@ -474,6 +474,37 @@ async fn refresh_without_rotation_keeps_the_refresh_token() {
     assert_eq!(body["error"], "invalid_grant", "another client's refresh token");
 }
 
+/// With rotation, a new refresh token keeps the first one's expiry (it does not slide):
+/// a session can never outlive the refresh-token validity of its sign-in.
+#[tokio::test]
+async fn a_rotated_refresh_token_keeps_the_original_expiry() {
+    let ttl = Duration::from_millis(1500);
+    let idp = DevIdp::start(Settings {
+        rotate_refresh_tokens: true,
+        rotation_grace: Duration::ZERO,
+        refresh_token_ttl: ttl,
+        ..settings()
+    })
+    .await
+    .unwrap();
+    let signed_in = std::time::Instant::now();
+    let first = signed_in_tokens(&idp).await["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = |t: String| {
+        let idp = idp.clone();
+        async move { token(&idp, &[("grant_type", "refresh_token"), ("client_id", PUBLIC), ("refresh_token", &t)]).await }
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (status, body) = refresh(first).await;
+    assert_eq!(status, 200, "{body}");
+    let rotated = body["refresh_token"].as_str().expect("a rotated refresh token").to_owned();
+    tokio::time::sleep(
+        (signed_in + ttl + Duration::from_millis(200)).saturating_duration_since(std::time::Instant::now()),
+    )
+    .await;
+    let (_, body) = refresh(rotated).await;
+    assert_eq!(body["error"], "invalid_grant", "expired with the sign-in's refresh token, not a fresh validity");
+}
+
 #[tokio::test]
 async fn refresh_with_rotation_honours_the_grace_period() {
     let idp =
