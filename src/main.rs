@@ -41,6 +41,10 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:9000")]
         listen: std::net::SocketAddr,
+        /// Issue tokens with Cognito's own issuer of the pool, "original" or "updated"
+        /// (overrides the settings' cognito_issuer); reach it with provider.issuer_endpoint.
+        #[arg(long, value_parser = cognito_issuer)]
+        cognito_issuer: Option<portcullis::oidc::metadata::CognitoIssuer>,
     },
 }
 
@@ -51,7 +55,9 @@ fn main() -> ExitCode {
         Command::Check => check(&cli.config),
         Command::Run => run(&cli.config),
         Command::Demo { port } => demo(port),
-        Command::DevIdp { idp_config, listen } => dev_idp(idp_config.as_deref(), listen),
+        Command::DevIdp { idp_config, listen, cognito_issuer } => {
+            dev_idp(idp_config.as_deref(), listen, cognito_issuer)
+        }
     }
 }
 
@@ -125,8 +131,16 @@ fn demo(port: u16) -> ExitCode {
     })
 }
 
-fn dev_idp(path: Option<&std::path::Path>, listen: std::net::SocketAddr) -> ExitCode {
-    let settings = match path {
+fn cognito_issuer(text: &str) -> Result<portcullis::oidc::metadata::CognitoIssuer, String> {
+    portcullis::oidc::metadata::CognitoIssuer::parse(text).ok_or_else(|| format!("{text:?} is not original or updated"))
+}
+
+fn dev_idp(
+    path: Option<&std::path::Path>,
+    listen: std::net::SocketAddr,
+    cognito_issuer: Option<portcullis::oidc::metadata::CognitoIssuer>,
+) -> ExitCode {
+    let mut settings = match path {
         Some(path) => match std::fs::read_to_string(path)
             .map_err(|e| e.to_string())
             .and_then(|text| toml::from_str::<portcullis::dev_idp::Settings>(&text).map_err(|e| e.to_string()))
@@ -139,6 +153,9 @@ fn dev_idp(path: Option<&std::path::Path>, listen: std::net::SocketAddr) -> Exit
         },
         None => portcullis::dev_idp::Settings::demo("http://localhost:8080"),
     };
+    if cognito_issuer.is_some() {
+        settings.cognito_issuer = cognito_issuer;
+    }
     runtime().block_on(async move {
         let listener = match tokio::net::TcpListener::bind(listen).await {
             Ok(listener) => listener,

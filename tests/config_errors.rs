@@ -284,3 +284,39 @@ fn identity_headers_cannot_shadow_http_or_each_other_and_login_settings_need_a_p
     let found = problems(&format!("[bearer]\nenabled = true\n[session]\ncookie_keys = [\"x\"]\n{MINIMAL}"), &[]);
     assert_eq!(keys(&found), ["bearer.enabled", "session.cookie_keys"]);
 }
+
+#[test]
+fn cognito_issuer_picks_the_issuer_form_and_issuer_endpoint_only_moves_the_fetches() {
+    let cognito = |lines: &str| {
+        format!(
+            "[server]\npublic_url = \"https://app.example.com\"\n[provider]\nkind = \"cognito\"\nregion = \"eu-west-1\"\n\
+             user_pool_id = \"eu-west-1_AbCdEf123\"\ndomain = \"https://myapp.auth.eu-west-1.amazoncognito.com\"\n\
+             client_id = \"c\"\n{lines}\n[session]\ncookie_keys = [\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"]\n{MINIMAL}"
+        )
+    };
+    let provider = |lines: &str| load(&cognito(lines), &[]).unwrap().auth.unwrap().provider;
+    assert_eq!(provider("").issuer, "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123");
+    let updated = provider("cognito_issuer = \"updated\"");
+    assert_eq!(updated.issuer, "https://issuer-cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123");
+    assert_eq!(updated.issuer_endpoint, None);
+    let moved = provider("cognito_issuer = \"updated\"\nissuer_endpoint = \"http://127.0.0.1:9000\"");
+    assert_eq!(moved.issuer, updated.issuer, "the expected iss does not move with the endpoint");
+    assert_eq!(moved.issuer_endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+
+    let found = problems(&cognito("cognito_issuer = \"UPDATED\""), &[]);
+    assert_eq!(keys(&found), ["provider.cognito_issuer"]);
+    assert!(found[0].message.contains("\"original\" or \"updated\""), "{}", found[0]);
+    let found = problems(&cognito("cognito_issuer = \"updated\"\nissuer = \"https://idp.example/pool\""), &[]);
+    assert_eq!(keys(&found), ["provider.cognito_issuer"]);
+    let found = problems(&cognito("issuer_endpoint = \"http://127.0.0.1:9000/pool\""), &[]);
+    assert_eq!(keys(&found), ["provider.issuer_endpoint"]);
+    let found = problems(
+        &format!(
+            "[server]\npublic_url = \"https://app.example.com\"\n[provider]\nkind = \"oidc\"\nissuer = \"https://idp.example\"\n\
+             client_id = \"c\"\nissuer_endpoint = \"http://127.0.0.1:9000\"\n\
+             [session]\ncookie_keys = [\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"]\n{MINIMAL}"
+        ),
+        &[],
+    );
+    assert_eq!(keys(&found), ["provider.issuer_endpoint"]);
+}

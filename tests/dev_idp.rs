@@ -7,7 +7,7 @@ mod common;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
-use portcullis::dev_idp::{ClientSettings, DevIdp, Settings, TokenFailure};
+use portcullis::dev_idp::{ClientSettings, DevIdp, Settings, TokenFailure, UserSettings};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -76,6 +76,10 @@ fn query(url: &url::Url, name: &str) -> Option<String> {
 /// Runs authorize → /login form → credentials; returns the callback URL and the
 /// provider's session cookie.
 async fn sign_in(idp: &DevIdp, client_id: &str, password: &str) -> (url::Url, Option<String>) {
+    sign_in_as(idp, client_id, "alice", password).await
+}
+
+async fn sign_in_as(idp: &DevIdp, client_id: &str, username: &str, password: &str) -> (url::Url, Option<String>) {
     let http = http();
     let response = http.get(authorize_url(idp, client_id, &[])).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
@@ -85,7 +89,7 @@ async fn sign_in(idp: &DevIdp, client_id: &str, password: &str) -> (url::Url, Op
     let form = http.get(&login).send().await.unwrap();
     assert_eq!(form.status(), 200);
     assert!(form.text().await.unwrap().contains("id=\"signInFormUsername\""));
-    let response = http.post(&login).form(&[("username", "alice"), ("password", password)]).send().await.unwrap();
+    let response = http.post(&login).form(&[("username", username), ("password", password)]).send().await.unwrap();
     if response.status() != StatusCode::FOUND {
         let page = response.text().await.unwrap();
         return (url::Url::parse(&format!("http://page.invalid/?page={}", urlencode(&page))).unwrap(), None);
@@ -241,12 +245,23 @@ async fn authorize_errors_are_pages_or_redirects_as_on_cognito() {
 
     let unknown_client = get(authorize_url(&idp, "nobody", &[])).await;
     assert_eq!(unknown_client.status(), 400);
+    // Never to the unregistered redirect_uri: to the provider's own error page.
     let wrong_redirect = get(authorize_url(&idp, PUBLIC, &[]).replace("localhost%3A8080", "evil.example")).await;
-    assert_eq!(wrong_redirect.status(), 400);
-    assert!(wrong_redirect.text().await.unwrap().contains("redirect_mismatch"));
+    assert_eq!(wrong_redirect.status(), StatusCode::FOUND);
+    let target = location(&wrong_redirect);
+    assert_eq!(
+        target.as_str(),
+        format!("{}/error?error=redirect_mismatch&client_id={PUBLIC}", idp.base_url()),
+        "on the provider's domain"
+    );
+    let page = get(target.to_string()).await;
+    assert_eq!(page.status(), 400);
+    assert!(page.text().await.unwrap().contains("redirect_mismatch"));
 
-    let cases: [(&[(&str, &str)], &str); 4] = [
-        (&[("response_type", "token")], "unsupported_response_type"),
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        // Every client here is code-only: the implicit flow is not allowed to it.
+        (&[("response_type", "token")], "unauthorized_client"),
+        (&[("response_type", "id_token")], "unsupported_response_type"),
         (&[("scope", "openid admin")], "invalid_scope"),
         (&[("code_challenge_method", "plain")], "invalid_request"),
         (&[("prompt", "none")], "login_required"),
@@ -459,6 +474,37 @@ async fn refresh_without_rotation_keeps_the_refresh_token() {
     assert_eq!(body["error"], "invalid_grant", "another client's refresh token");
 }
 
+/// With rotation, a new refresh token keeps the first one's expiry (it does not slide):
+/// a session can never outlive the refresh-token validity of its sign-in.
+#[tokio::test]
+async fn a_rotated_refresh_token_keeps_the_original_expiry() {
+    let ttl = Duration::from_millis(1500);
+    let idp = DevIdp::start(Settings {
+        rotate_refresh_tokens: true,
+        rotation_grace: Duration::ZERO,
+        refresh_token_ttl: ttl,
+        ..settings()
+    })
+    .await
+    .unwrap();
+    let signed_in = std::time::Instant::now();
+    let first = signed_in_tokens(&idp).await["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = |t: String| {
+        let idp = idp.clone();
+        async move { token(&idp, &[("grant_type", "refresh_token"), ("client_id", PUBLIC), ("refresh_token", &t)]).await }
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (status, body) = refresh(first).await;
+    assert_eq!(status, 200, "{body}");
+    let rotated = body["refresh_token"].as_str().expect("a rotated refresh token").to_owned();
+    tokio::time::sleep(
+        (signed_in + ttl + Duration::from_millis(200)).saturating_duration_since(std::time::Instant::now()),
+    )
+    .await;
+    let (_, body) = refresh(rotated).await;
+    assert_eq!(body["error"], "invalid_grant", "expired with the sign-in's refresh token, not a fresh validity");
+}
+
 #[tokio::test]
 async fn refresh_with_rotation_honours_the_grace_period() {
     let idp =
@@ -511,13 +557,31 @@ async fn revoke_ends_refresh_and_userinfo() {
         "an ID token is not an access token"
     );
 
-    let other = http()
-        .post(format!("{}/oauth2/revoke", idp.base_url()))
-        .form(&[("token", refresh), ("client_id", CONFIDENTIAL), ("client_secret", SECRET)])
-        .send()
-        .await
-        .unwrap();
+    let revoke =
+        |form: Vec<(&'static str, String)>| http().post(format!("{}/oauth2/revoke", idp.base_url())).form(&form).send();
+    let other =
+        revoke(vec![("token", refresh.into()), ("client_id", CONFIDENTIAL.into()), ("client_secret", SECRET.into())])
+            .await
+            .unwrap();
     assert_eq!(other.json::<Value>().await.unwrap()["error"], "unauthorized_client");
+    for (what, form) in [
+        (
+            "wrong secret",
+            vec![("token", refresh.to_owned()), ("client_id", CONFIDENTIAL.into()), ("client_secret", "x".into())],
+        ),
+        ("no secret", vec![("token", refresh.to_owned()), ("client_id", CONFIDENTIAL.into())]),
+        ("unknown client", vec![("token", refresh.to_owned()), ("client_id", "nobody".into())]),
+    ] {
+        let refused = revoke(form).await.unwrap();
+        assert_eq!(refused.status(), 401, "{what}");
+        assert_eq!(refused.json::<Value>().await.unwrap()["error"], "invalid_client", "{what}");
+    }
+    for not_refresh in [access, tokens["id_token"].as_str().unwrap()] {
+        let refused = revoke(vec![("token", not_refresh.to_owned()), ("client_id", PUBLIC.into())]).await.unwrap();
+        assert_eq!(refused.status(), 400);
+        assert_eq!(refused.json::<Value>().await.unwrap()["error"], "unsupported_token_type");
+    }
+    assert_eq!(userinfo(Some(access)).await.unwrap().status(), 200, "refused revocations revoke nothing");
     for _ in 0..2 {
         let revoked = http()
             .post(format!("{}/oauth2/revoke", idp.base_url()))
@@ -663,4 +727,53 @@ async fn settings_that_would_forge_claims_are_refused() {
     forging.users[0].attributes.insert("sub".into(), "someone-else".into());
     let err = DevIdp::start(forging).await.err().expect("refused");
     assert!(err.to_string().contains("\"sub\" is a claim the provider sets itself"), "{err}");
+}
+
+/// A user who signs in through Google: Cognito names them `Google_{Google's user id}`,
+/// puts them in the automatic group `{userPoolId}_Google` and lists the link in the ID
+/// token's `identities`.
+#[tokio::test]
+async fn federated_users_carry_identities_and_the_automatic_group() {
+    let mut federated = settings();
+    federated.users.push(UserSettings {
+        username: "Google_1234567890".into(),
+        password: "a password standing in for Google's sign-in".into(),
+        email: Some("carol@gmail.com".into()),
+        groups: vec!["users".into()],
+        attributes: Default::default(),
+        sub: None,
+        identity_provider: Some("Google".into()),
+    });
+    let password = federated.users[2].password.clone();
+    let idp = DevIdp::start(federated).await.unwrap();
+    let (callback, _) = sign_in_as(&idp, PUBLIC, "Google_1234567890", &password).await;
+    let (status, tokens) = redeem(&idp, PUBLIC, &query(&callback, "code").unwrap()).await;
+    assert_eq!(status, 200, "{tokens}");
+    let group = format!("{}_Google", idp.settings().user_pool_id);
+
+    let id = verify(&idp, tokens["id_token"].as_str().unwrap(), "id", PUBLIC).await;
+    assert_eq!(id["cognito:username"], "Google_1234567890");
+    assert_eq!(id["cognito:groups"], serde_json::json!(["users", group]));
+    let identities = id["identities"].as_array().expect("identities is an array");
+    assert_eq!(identities.len(), 1);
+    let identity = &identities[0];
+    assert_eq!(identity["userId"], "1234567890");
+    assert_eq!(identity["providerName"], "Google");
+    assert_eq!(identity["providerType"], "Google");
+    assert_eq!(identity["primary"], "true");
+    assert!(identity["dateCreated"].as_str().is_some_and(|d| d.parse::<u64>().is_ok()), "{identity}");
+    let access = verify(&idp, tokens["access_token"].as_str().unwrap(), "access", PUBLIC).await;
+    assert_eq!(access["username"], "Google_1234567890");
+    assert_eq!(access["cognito:groups"], serde_json::json!(["users", group]));
+    assert!(access.get("identities").is_none(), "only the ID token lists identities");
+
+    // Alice is not federated: no identities, no automatic group.
+    let alice = verify(&idp, signed_in_tokens(&idp).await["id_token"].as_str().unwrap(), "id", PUBLIC).await;
+    assert!(alice.get("identities").is_none());
+    assert_eq!(alice["cognito:groups"], serde_json::json!(["admins", "users"]));
+
+    let mut misnamed = settings();
+    misnamed.users[0].identity_provider = Some("Google".into());
+    let err = DevIdp::start(misnamed).await.err().expect("refused");
+    assert!(err.to_string().contains("Google_"), "{err}");
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::upstream::seen;
-use portcullis::dev_idp::Settings;
+use portcullis::dev_idp::{Settings, UserSettings};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -83,6 +83,39 @@ async fn browser_logs_in_and_the_upstream_sees_only_verified_identity() {
     assert_eq!(me["logout_url"], "/auth/logout");
     let text = me.to_string();
     assert!(!text.contains("eyJ"), "userinfo never carries a token: {text}");
+}
+
+/// A user federated from Google: a longer ID token (`identities`), one more group. The
+/// session still fits two cookies, and the automatic group reaches the upstream.
+#[tokio::test]
+async fn a_federated_user_signs_in_with_the_automatic_group_in_two_cookies() {
+    const PASSWORD: &str = "a password standing in for Google's sign-in";
+    let federated = UserSettings {
+        username: "Google_109220063452404746097".into(),
+        password: PASSWORD.into(),
+        email: Some("carol@gmail.com".into()),
+        groups: vec!["users".into()],
+        attributes: [("name".to_owned(), "Carol Example".to_owned())].into(),
+        sub: None,
+        identity_provider: Some("Google".into()),
+    };
+    let s = setup(|idp| idp.users.push(federated), "").await;
+    let mut browser = Browser::default();
+    let callback = browser.until_callback_as(&s, "%2F", "Google_109220063452404746097", PASSWORD).await;
+    let back = browser.get(&s, &callback, &[]).await;
+    assert_eq!(back.status(), StatusCode::FOUND);
+
+    let session: Vec<&String> = browser.gateway.keys().filter(|k| k.starts_with("portcullis")).collect();
+    let bytes: usize = browser.gateway.iter().map(|(k, v)| k.len() + v.len() + 1).sum();
+    assert_eq!(session.len(), 2, "a federated session fits two cookies: {session:?}, {bytes} bytes");
+    assert!(browser.gateway.values().all(|v| v.len() < 4000), "every cookie under the browser's limit");
+
+    let echo: Value = browser.get(&s, &s.gateway.url("/app"), &[]).await.json().await.unwrap();
+    let group = format!("{}_Google", Settings::default().user_pool_id);
+    assert_eq!(seen(&echo, "x-user-groups"), [format!("users,{group}")], "{echo}");
+    assert_eq!(seen(&echo, "x-user-name"), ["Google_109220063452404746097"]);
+    let me: Value = browser.get(&s, &s.gateway.url("/auth/userinfo"), &[]).await.json().await.unwrap();
+    assert_eq!(me["claims"]["identities"][0]["providerName"], "Google", "{me}");
 }
 
 #[tokio::test]

@@ -35,7 +35,7 @@ fn settings(access_ttl: Duration) -> Settings {
 async fn setup(access_ttl: Duration) -> (DevIdp, JwksCache, Expectations) {
     let idp = DevIdp::start(settings(access_ttl)).await.unwrap();
     let http = portcullis::oidc::back_channel(Duration::from_secs(10));
-    let meta = metadata::cognito(&http, idp.issuer(), idp.base_url()).await.unwrap();
+    let meta = metadata::cognito(&http, idp.issuer(), idp.base_url(), None).await.unwrap();
     assert_eq!(meta.token_endpoint, format!("{}/oauth2/token", idp.base_url()));
     let jwks = JwksCache::new(http, meta.jwks_uri, Duration::from_secs(30));
     assert_eq!(jwks.refresh().await.unwrap(), 2);

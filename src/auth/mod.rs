@@ -156,7 +156,9 @@ impl Auth {
     async fn load(&self) -> Result<(), ProviderError> {
         let p = &self.config.provider;
         let metadata = match (p.kind, &p.domain) {
-            (ProviderKind::Cognito, Some(domain)) => metadata::cognito(&self.http, &p.issuer, domain).await?,
+            (ProviderKind::Cognito, Some(domain)) => {
+                metadata::cognito(&self.http, &p.issuer, domain, p.issuer_endpoint.as_deref()).await?
+            }
             _ => metadata::discover(&self.http, &p.issuer).await?,
         };
         let jwks = JwksCache::new(self.http.clone(), metadata.jwks_uri.clone(), Duration::from_secs(30));

@@ -67,7 +67,11 @@ pub enum ProviderKind {
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
     pub kind: ProviderKind,
+    /// The `iss` every token must carry; discovery is read at `{issuer}/.well-known/`.
     pub issuer: String,
+    /// Cognito: discovery and keys are fetched from this origin instead of the
+    /// issuer's host (tests and the demo, against the development provider).
+    pub issuer_endpoint: Option<String>,
     /// Cognito's Hosted UI origin (authorize, token, logout live there).
     pub domain: Option<String>,
     pub client_id: String,

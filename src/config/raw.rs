@@ -140,8 +140,12 @@ pub struct RawProvider {
     pub kind: String,
     pub region: String,
     pub user_pool_id: String,
+    /// `original` or `updated`: the user pool's issuer form.
+    pub cognito_issuer: String,
     pub domain: String,
     pub issuer: String,
+    /// Fetch discovery and keys here instead of the issuer's host (tests, the demo).
+    pub issuer_endpoint: String,
     pub client_id: String,
     pub client_secret: String,
     pub scopes: Vec<String>,
@@ -155,8 +159,10 @@ impl Default for RawProvider {
             kind: String::new(),
             region: String::new(),
             user_pool_id: String::new(),
+            cognito_issuer: "original".into(),
             domain: String::new(),
             issuer: String::new(),
+            issuer_endpoint: String::new(),
             client_id: String::new(),
             client_secret: String::new(),
             scopes: vec!["openid".into(), "email".into(), "profile".into()],

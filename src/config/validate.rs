@@ -1,11 +1,12 @@
 //! Raw strings to typed values. Every check runs, so one `portcullis check` lists
 //! every mistake; each problem names the key and quotes the bad value.
 
-use super::raw::{RawConfig, RawRoute};
+use super::raw::{RawConfig, RawProvider, RawRoute};
 use super::{
     AuthConfig, BearerConfig, Config, IdentityConfig, LogConfig, LogFormat, Problem, ProviderConfig, ProviderKind,
     RequestLimits, RouteConfig, RoutePolicy, ServerConfig, SessionConfig, UpstreamConfig, UpstreamTarget,
 };
+use crate::oidc::metadata::CognitoIssuer;
 use crate::secret::Secret;
 use http::Uri;
 use http::uri::Scheme;
@@ -232,13 +233,7 @@ impl Checker<'_> {
         let (issuer, domain) = match kind {
             ProviderKind::Cognito => {
                 self.required("provider.domain", &p.domain);
-                let issuer = if p.issuer.is_empty() {
-                    self.required("provider.region", &p.region);
-                    self.required("provider.user_pool_id", &p.user_pool_id);
-                    crate::oidc::metadata::cognito_issuer(&p.region, &p.user_pool_id)
-                } else {
-                    p.issuer.clone()
-                };
+                let issuer = self.cognito_issuer(p);
                 let domain = if p.domain.is_empty() { None } else { self.origin("provider.domain", &p.domain) };
                 (issuer, domain.map(|url| url.as_str().trim_end_matches('/').to_owned()))
             }
@@ -265,6 +260,7 @@ impl Checker<'_> {
         let provider = ProviderConfig {
             kind,
             issuer,
+            issuer_endpoint: self.issuer_endpoint(p, kind),
             domain,
             client_id: p.client_id.clone(),
             client_secret: (!p.client_secret.is_empty()).then(|| Secret::new(p.client_secret.clone())),
@@ -371,6 +367,37 @@ impl Checker<'_> {
         if value.is_empty() {
             self.fail(key, "is required");
         }
+    }
+
+    /// The pool's issuer, in the form `provider.cognito_issuer` names, unless
+    /// `provider.issuer` overrides it whole.
+    fn cognito_issuer(&mut self, p: &RawProvider) -> String {
+        let Some(form) = CognitoIssuer::parse(&p.cognito_issuer) else {
+            self.fail("provider.cognito_issuer", format!("{:?} is not \"original\" or \"updated\"", p.cognito_issuer));
+            return String::new();
+        };
+        if !p.issuer.is_empty() {
+            if form != CognitoIssuer::Original {
+                self.fail("provider.cognito_issuer", "has no effect when provider.issuer is set: set one of them");
+            }
+            return p.issuer.clone();
+        }
+        self.required("provider.region", &p.region);
+        self.required("provider.user_pool_id", &p.user_pool_id);
+        form.issuer(&p.region, &p.user_pool_id)
+    }
+
+    /// Where the issuer's discovery document and keys are fetched instead of its host.
+    fn issuer_endpoint(&mut self, p: &RawProvider, kind: ProviderKind) -> Option<String> {
+        if p.issuer_endpoint.is_empty() {
+            return None;
+        }
+        if kind != ProviderKind::Cognito {
+            self.fail("provider.issuer_endpoint", "is only for kind = \"cognito\"");
+            return None;
+        }
+        let url = self.origin("provider.issuer_endpoint", &p.issuer_endpoint)?;
+        Some(url.as_str().trim_end_matches('/').to_owned())
     }
 
     /// An origin: scheme and host (and port), nothing else.

@@ -1,9 +1,12 @@
 //! `/oauth2/authorize` and the `/login` form behind it, as Cognito's Hosted UI runs them.
 //!
-//! Order of checks, like Cognito's: an unknown `client_id` or a `redirect_uri` that is
-//! not exactly one of the client's callback URLs gets an error page (the redirect URI
-//! cannot be trusted); every other problem is redirected to the callback as
-//! `?error=…&state=…`. A valid `cognito` session cookie signs the user in silently
+//! Order of checks, like Cognito's: an unknown `client_id` gets an error page; a
+//! `redirect_uri` that is not exactly one of the client's callback URLs cannot be
+//! trusted, so the browser goes to the provider's own error page,
+//! `{domain}/error?error=redirect_mismatch&client_id=…` (AWS: "The redirect and
+//! authorization endpoint"); every other problem is redirected to the callback as
+//! `?error=…&state=…`, `response_type=token` as `unauthorized_client` (every client
+//! here allows only the code grant). A valid `cognito` session cookie signs the user in silently
 //! unless `prompt=login`; `prompt=none` without one answers `error=login_required`.
 //! PKCE: only `S256`.
 
@@ -34,9 +37,10 @@ struct Authorize<'a> {
     prompt: Option<String>,
 }
 
-/// Either an error page or a redirect of the error to the callback.
+/// An error page, the provider's error page elsewhere, or the error sent to the callback.
 enum Refusal {
     Page(StatusCode, &'static str),
+    Elsewhere(String),
     Redirect { redirect_uri: String, state: Option<String>, error: &'static str, description: &'static str },
 }
 
@@ -44,6 +48,7 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         match self {
             Refusal::Page(status, message) => pages::error(status, message),
+            Refusal::Elsewhere(location) => found(&location),
             Refusal::Redirect { redirect_uri, state, error, description } => {
                 let mut params = vec![("error", error), ("error_description", description)];
                 if let Some(state) = state.as_deref() {
@@ -67,7 +72,10 @@ fn validate<'a>(provider: &'a Provider, p: &HashMap<String, String>) -> Result<A
     let redirect_uri = p
         .get("redirect_uri")
         .filter(|uri| client.callback_urls.iter().any(|allowed| allowed == *uri))
-        .ok_or(Refusal::Page(StatusCode::BAD_REQUEST, "redirect_mismatch"))?
+        .ok_or_else(|| {
+            let params = [("error", "redirect_mismatch"), ("client_id", client.client_id.as_str())];
+            Refusal::Elsewhere(with_params(&format!("{}/error", provider.base_url), &params))
+        })?
         .clone();
     let state = p.get("state").cloned();
     let refuse = |error, description| Refusal::Redirect {
@@ -79,6 +87,9 @@ fn validate<'a>(provider: &'a Provider, p: &HashMap<String, String>) -> Result<A
     match p.get("response_type").map(String::as_str) {
         Some("code") => {}
         None => return Err(refuse("invalid_request", "response_type is required")),
+        Some("token") => {
+            return Err(refuse("unauthorized_client", "the implicit grant is not allowed for this client"));
+        }
         Some(_) => return Err(refuse("unsupported_response_type", "only the authorization code flow is enabled")),
     }
     let requested: Vec<String> = match p.get("scope") {
@@ -119,6 +130,12 @@ fn validate<'a>(provider: &'a Provider, p: &HashMap<String, String>) -> Result<A
 
 /// The scopes every user pool has, whether an app client is allowed them or not.
 const COGNITO_SCOPES: [&str; 5] = ["openid", "email", "phone", "profile", "aws.cognito.signin.user.admin"];
+
+/// `/error`: the page an untrusted redirect lands on, naming the error.
+pub async fn error_page(RawQuery(query): RawQuery) -> Response {
+    let error = params(&query).remove("error").unwrap_or_default();
+    pages::error(StatusCode::BAD_REQUEST, &error)
+}
 
 /// RFC 7636 §4.2: 43 to 128 characters of [A-Za-z0-9-._~].
 fn is_pkce_value(value: &str) -> bool {

@@ -7,7 +7,8 @@
 //!
 //! What it reproduces (see `docs/dev-idp.md` for the full contract):
 //! - discovery and JWKS under `/{userPoolId}/.well-known/`, issuer
-//!   `{base_url}/{userPoolId}`, two RSA keys (ID and access tokens use different `kid`s);
+//!   `{base_url}/{userPoolId}` or, with `cognito_issuer`, Cognito's original or updated
+//!   issuer of the pool, two RSA keys (ID and access tokens use different `kid`s);
 //! - `/oauth2/authorize` → `/login` sign-in form, a `cognito` session cookie that signs
 //!   the next authorize in silently, errors redirected as `?error=` the way Cognito does;
 //! - `/oauth2/token` (authorization code with PKCE S256, refresh with or without
@@ -77,7 +78,10 @@ impl DevIdp {
         settings.validate().map_err(std::io::Error::other)?;
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
-        let issuer = format!("{base_url}/{}", settings.user_pool_id);
+        let issuer = match settings.cognito_issuer {
+            Some(form) => form.issuer(&settings.region, &settings.user_pool_id),
+            None => format!("{base_url}/{}", settings.user_pool_id),
+        };
         let provider =
             Arc::new(Provider { settings, base_url, issuer, keys: keys::Keys::generate(), store: Default::default() });
         let app = router(provider.clone());
@@ -98,7 +102,8 @@ impl DevIdp {
         &self.provider.base_url
     }
 
-    /// `{base_url}/{userPoolId}`, the `iss` of every token.
+    /// The `iss` of every token: `{base_url}/{userPoolId}`, or Cognito's own issuer
+    /// of the pool with `cognito_issuer` set (discovery is served here all the same).
     pub fn issuer(&self) -> &str {
         &self.provider.issuer
     }
@@ -136,6 +141,7 @@ fn router(provider: Arc<Provider>) -> Router {
         .route(&format!("/{pool}/.well-known/jwks.json"), get(discovery::jwks))
         .route("/oauth2/authorize", get(authorize::authorize))
         .route("/login", get(authorize::login_form).post(authorize::login_submit))
+        .route("/error", get(authorize::error_page))
         .route("/oauth2/token", post(token::token))
         .route("/oauth2/revoke", post(revoke::revoke))
         .route("/oauth2/userInfo", get(userinfo::userinfo).post(userinfo::userinfo))

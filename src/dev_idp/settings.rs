@@ -2,6 +2,7 @@
 //! lifetimes and refresh-token rotation, as a Cognito user pool is configured.
 //! The defaults are the demo's: one public client, two users.
 
+use crate::oidc::metadata::CognitoIssuer;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,6 +13,11 @@ pub struct Settings {
     pub region: String,
     /// `{region}_{id}`, as Cognito names pools.
     pub user_pool_id: String,
+    /// Issue tokens with Cognito's own issuer in this form (`"original"` or
+    /// `"updated"`), for a gateway that derives it from the region and pool and fetches
+    /// discovery here through `provider.issuer_endpoint`. Unset: the issuer is where
+    /// this provider is reached, `{base_url}/{userPoolId}`.
+    pub cognito_issuer: Option<CognitoIssuer>,
     pub clients: Vec<ClientSettings>,
     pub users: Vec<UserSettings>,
     #[serde(with = "humantime_serde_compat")]
@@ -62,6 +68,10 @@ pub struct UserSettings {
     /// Stable subject; derived from the username when not given.
     #[serde(default)]
     pub sub: Option<String>,
+    /// A user federated from this identity provider (e.g. `"Google"`): named
+    /// `{provider}_{their user id there}`, as Cognito names them.
+    #[serde(default)]
+    pub identity_provider: Option<String>,
 }
 
 fn default_scopes() -> Vec<String> {
@@ -73,6 +83,7 @@ impl Default for Settings {
         Self {
             region: "eu-west-1".into(),
             user_pool_id: "eu-west-1_Dev0Pool1".into(),
+            cognito_issuer: None,
             clients: vec![],
             users: vec![
                 UserSettings {
@@ -82,6 +93,7 @@ impl Default for Settings {
                     groups: vec!["admins".into(), "users".into()],
                     attributes: BTreeMap::from([("name".into(), "Alice Example".into())]),
                     sub: None,
+                    identity_provider: None,
                 },
                 UserSettings {
                     username: "bob".into(),
@@ -90,6 +102,7 @@ impl Default for Settings {
                     groups: vec!["users".into()],
                     attributes: BTreeMap::new(),
                     sub: None,
+                    identity_provider: None,
                 },
             ],
             access_token_ttl: Duration::from_secs(3600),
@@ -103,7 +116,7 @@ impl Default for Settings {
 }
 
 /// Claims the provider sets itself; a user attribute must not override them.
-const RESERVED_CLAIMS: [&str; 16] = [
+const RESERVED_CLAIMS: [&str; 17] = [
     "sub",
     "iss",
     "aud",
@@ -120,6 +133,7 @@ const RESERVED_CLAIMS: [&str; 16] = [
     "cognito:groups",
     "email",
     "email_verified",
+    "identities",
 ];
 
 impl Settings {
@@ -132,6 +146,13 @@ impl Settings {
                     user.username
                 ));
             }
+        }
+        if let Some(user) = self.users.iter().find(|u| u.identity_provider.is_some() && u.federation().is_none()) {
+            let provider = user.identity_provider.as_deref().unwrap_or_default();
+            return Err(format!(
+                "user {:?}: a user federated from {provider:?} is named {provider}_{{their user id there}}, as Cognito names them",
+                user.username
+            ));
         }
         if self.rotation_grace > std::time::Duration::from_secs(60) {
             return Err("rotation_grace: Cognito allows 0 to 60 seconds".into());
@@ -156,7 +177,49 @@ impl Settings {
     }
 }
 
+/// Cognito's identity provider types; other names are taken to be OIDC providers.
+const SOCIAL_PROVIDERS: [&str; 4] = ["Google", "Facebook", "LoginWithAmazon", "SignInWithApple"];
+
+/// When a federated user's link was made, as `identities` dates it (milliseconds); a
+/// fixed date: the link is as old as the settings.
+const LINKED_AT_MS: &str = "1700000000000";
+
 impl UserSettings {
+    /// The identity provider and the user's id there, from a username
+    /// `{provider}_{id}`; `None` for a user of the pool itself.
+    fn federation(&self) -> Option<(&str, &str)> {
+        let provider = self.identity_provider.as_deref()?;
+        let id = self.username.strip_prefix(provider)?.strip_prefix('_').filter(|id| !id.is_empty())?;
+        Some((provider, id))
+    }
+
+    /// `cognito:groups`: the configured groups, and for a federated user the group
+    /// Cognito adds by itself, `{userPoolId}_{provider}` (AWS: "Adding groups to a user
+    /// pool"; its place after the others is not checked).
+    pub fn groups_in(&self, user_pool_id: &str) -> Vec<String> {
+        let mut groups = self.groups.clone();
+        if let Some((provider, _)) = self.federation() {
+            groups.push(format!("{user_pool_id}_{provider}"));
+        }
+        groups
+    }
+
+    /// The ID token's `identities` claim of a federated user (AWS: "Understanding the
+    /// identity (ID) token"): one linked identity, its fields strings as Cognito writes
+    /// them (`primary` is `"true"`); `issuer` is null, as for social providers.
+    pub fn identities(&self) -> Option<serde_json::Value> {
+        let (provider, id) = self.federation()?;
+        let kind = if SOCIAL_PROVIDERS.contains(&provider) { provider } else { "OIDC" };
+        Some(serde_json::json!([{
+            "dateCreated": LINKED_AT_MS,
+            "userId": id,
+            "providerName": provider,
+            "providerType": kind,
+            "issuer": null,
+            "primary": "true",
+        }]))
+    }
+
     /// A UUID-shaped subject that stays the same for the same username.
     pub fn subject(&self) -> String {
         if let Some(sub) = &self.sub {

@@ -176,8 +176,9 @@ fn mint(
     auth_time: u64,
     origin_jti: &str,
 ) -> tokens::Minted {
-    let grant = Grant { user, client_id: &client.client_id, scopes, nonce, auth_time, origin_jti };
     let settings = &provider.settings;
+    let user_pool_id = &settings.user_pool_id;
+    let grant = Grant { user, user_pool_id, client_id: &client.client_id, scopes, nonce, auth_time, origin_jti };
     tokens::mint(&provider.keys, &provider.issuer, &grant, settings.access_token_ttl, settings.id_token_ttl)
 }
 

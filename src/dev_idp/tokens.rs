@@ -5,7 +5,10 @@
 //!   `jti`, `username`, and **no `aud`**.
 //! - ID token: `at_hash`, `sub`, `cognito:groups`, `email_verified`, `iss`,
 //!   `cognito:username`, `origin_jti`, `aud`, `event_id`, `token_use=id`, `auth_time`,
-//!   `nonce` (when the login sent one), `exp`, `iat`, `jti`, `email`, attributes.
+//!   `nonce` (when the login sent one), `exp`, `iat`, `jti`, `email`, attributes, and
+//!   for a federated user `identities`.
+//! - Federated users (`identity_provider`) are named `{provider}_{id}` and carry the
+//!   automatic group `{userPoolId}_{provider}` in both tokens.
 //! - Refresh token: opaque, shaped and sized like Cognito's JWE (~1.8 KB), so cookie
 //!   sizes measured against this provider match production.
 
@@ -36,6 +39,8 @@ pub fn uuid() -> String {
 /// What one sign-in carries into every token minted from it.
 pub struct Grant<'a> {
     pub user: &'a UserSettings,
+    /// For the automatic group of federated users.
+    pub user_pool_id: &'a str,
     pub client_id: &'a str,
     pub scopes: &'a [String],
     pub nonce: Option<&'a str>,
@@ -69,8 +74,9 @@ pub fn mint(keys: &Keys, issuer: &str, grant: &Grant<'_>, access_ttl: Duration, 
         "jti": uuid(),
         "username": user.username,
     });
-    if !user.groups.is_empty() {
-        access["cognito:groups"] = json!(user.groups);
+    let groups = user.groups_in(grant.user_pool_id);
+    if !groups.is_empty() {
+        access["cognito:groups"] = json!(groups);
     }
     let access_token = keys.sign(KeyUse::Access, &access);
 
@@ -89,8 +95,11 @@ pub fn mint(keys: &Keys, issuer: &str, grant: &Grant<'_>, access_ttl: Duration, 
             "iat": iat,
             "jti": uuid(),
         });
-        if !user.groups.is_empty() {
-            id["cognito:groups"] = json!(user.groups);
+        if !groups.is_empty() {
+            id["cognito:groups"] = json!(groups);
+        }
+        if let Some(identities) = user.identities() {
+            id["identities"] = identities;
         }
         if let Some(nonce) = grant.nonce {
             id["nonce"] = json!(nonce);

@@ -44,7 +44,18 @@ pub struct Extra<'a> {
 
 /// As [`setup_kind`], with lines added to `[provider]`, `[session]` and the routes.
 pub async fn setup_with(kind: &str, tweak: impl FnOnce(&mut Settings), extra: Extra<'_>) -> Setup {
-    let Extra { provider, session, routes } = extra;
+    setup_provider(tweak, extra, |idp| format!("kind = \"{kind}\"\nissuer = \"{}\"", idp.issuer())).await
+}
+
+/// As [`setup_with`], with the `[provider]` lines that say where the issuer is
+/// (`provider` writes them for the started provider); the domain and the client are
+/// set here.
+pub async fn setup_provider(
+    tweak: impl FnOnce(&mut Settings),
+    extra: Extra<'_>,
+    provider: impl FnOnce(&DevIdp) -> String,
+) -> Setup {
+    let Extra { provider: provider_lines, session, routes } = extra;
     let port = crate::common::free_port();
     let origin = format!("http://127.0.0.1:{port}");
     let mut settings = Settings {
@@ -67,12 +78,11 @@ listen = "127.0.0.1:{port}"
 admin_listen = "127.0.0.1:0"
 public_url = "{origin}"
 [provider]
-kind = "{kind}"
-issuer = "{issuer}"
+{provider}
 domain = "{domain}"
 client_id = "{CLIENT}"
 client_secret = "test-secret"
-{provider}
+{provider_lines}
 [session]
 cookie_keys = ["{KEY}"]
 insecure_dev_cookies = true
@@ -90,7 +100,7 @@ prefix = "/public/"
 upstream = "http://{app}"
 public = true
 "#,
-        issuer = idp.issuer(),
+        provider = provider(&idp),
         domain = idp.base_url(),
         routes = routes.replace("{app}", &app.to_string()),
     );
@@ -144,6 +154,12 @@ impl Browser {
     /// Starts a login and signs in at the provider; returns the callback URL the
     /// provider redirects to, not yet visited (the attempt cookie is in the jar).
     pub async fn until_callback(&mut self, s: &Setup, return_to: &str) -> String {
+        let password = Settings::default().users[0].password.clone();
+        self.until_callback_as(s, return_to, "alice", &password).await
+    }
+
+    /// As [`Browser::until_callback`], signing in as `username`.
+    pub async fn until_callback_as(&mut self, s: &Setup, return_to: &str, username: &str, password: &str) -> String {
         let login = self.get(s, &s.gateway.url(&format!("/auth/login?return_to={return_to}")), &[]).await;
         assert_eq!(login.status(), StatusCode::FOUND);
         let authorize = location(&login);
@@ -156,12 +172,11 @@ impl Browser {
 
         let to_form = self.get(s, &authorize, &[]).await;
         let form_url = format!("{}{}", s.idp.base_url(), location(&to_form));
-        let password = Settings::default().users[0].password.clone();
         let signed_in = s
             .http
             .post(&form_url)
             .header("cookie", Self::cookie_header(&self.idp))
-            .form(&[("username", "alice"), ("password", password.as_str())])
+            .form(&[("username", username), ("password", password)])
             .send()
             .await
             .unwrap();
