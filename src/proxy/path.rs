@@ -205,6 +205,14 @@ mod tests {
             ("/a%20b", "/a%20b"),
             ("/caf%C3%A9", "/caf%C3%A9"),
             ("/x%2d%2E%5f", "/x-._"),
+            // Double encodings that are harmless when decoded again.
+            ("/100%25", "/100%25"),
+            ("/100%25/x", "/100%25/x"),
+            ("/a%2520b", "/a%2520b"),
+            ("/a%25zz", "/a%25zz"),
+            ("/report%252epdf", "/report%252epdf"),
+            ("/caf%25C3%25A9", "/caf%25C3%25A9"),
+            ("/%25%25", "/%25%25"),
         ] {
             assert_eq!(normalize(path).unwrap(), normal, "{path}");
         }
@@ -235,14 +243,7 @@ mod tests {
             ("/%C0%AE%C0%AE/admin", PathError::NotUtf8),
             ("/%FF", PathError::NotUtf8),
             ("/%C3", PathError::NotUtf8),
-        ] {
-            assert_eq!(normalize(path), Err(error), "{path}");
-        }
-    }
-
-    #[test]
-    fn double_encoded_separators_and_dot_segments_are_refused() {
-        for (path, error) in [
+            // What an upstream decoding again would read as one of the above.
             ("/public/%252e%252e/admin", PathError::DotSegment),
             ("/public/%252E%252E/admin", PathError::DotSegment),
             ("/public/.%252e/admin", PathError::DotSegment),
@@ -264,21 +265,6 @@ mod tests {
             ("/%25C0%25AE%25C0%25AE/admin", PathError::NotUtf8),
         ] {
             assert_eq!(normalize(path), Err(error), "{path}");
-        }
-    }
-
-    #[test]
-    fn other_double_encodings_pass() {
-        for (path, normal) in [
-            ("/100%25", "/100%25"),
-            ("/100%25/x", "/100%25/x"),
-            ("/a%2520b", "/a%2520b"),
-            ("/a%25zz", "/a%25zz"),
-            ("/report%252epdf", "/report%252epdf"),
-            ("/caf%25C3%25A9", "/caf%25C3%25A9"),
-            ("/%25%25", "/%25%25"),
-        ] {
-            assert_eq!(normalize(path).unwrap(), normal, "{path}");
         }
     }
 
