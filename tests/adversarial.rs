@@ -867,6 +867,18 @@ fn path_cases(suite: &mut Suite) {
         "/auth/../api/x",
         "/public//../api/x",
         "/public/%2e/x",
+        // Double-encoded: `..`, `/` or `\` to an upstream that decodes twice.
+        "/public/%252e%252e/api/x",
+        "/public/%252E%252E/api/x",
+        "/public/.%252e/api/x",
+        "/public/..%253b/api/x",
+        "/public/%25%32%65%25%32%65/api/x",
+        "/public/%25252e%25252e/api/x",
+        "/public%252f..%252fapi/x",
+        "/public%252F..%252Fapi/x",
+        "/public%255c..%255capi/x",
+        "/public%255C..%255Capi/x",
+        "/public/%250d%250aX-Injected:%201",
     ] {
         suite.get(format!("path {path}"), path, &[], Expect::Status(400));
     }
@@ -876,7 +888,9 @@ fn path_cases(suite: &mut Suite) {
         ("/public//x", "/public/x"),
         ("/public/%7euser", "/public/~user"),
         ("/public/a%3bb", "/public/a%3Bb"),
-        ("/public/%252e%252e/api", "/public/%252e%252e/api"),
+        ("/public/100%25", "/public/100%25"),
+        ("/public/a%2520b", "/public/a%2520b"),
+        ("/public/report%252epdf", "/public/report%252epdf"),
     ] {
         suite.get(format!("path {path}"), path, &[], Expect::Forwarded { as_alice: false, uri: Some(uri) });
     }

@@ -100,6 +100,18 @@ fn a_value_of_the_wrong_type_names_its_key() {
 }
 
 #[test]
+fn websocket_idle_timeout_is_a_duration_longer_than_zero() {
+    for value in ["0s", "forever"] {
+        let found = problems(&format!("[upstream]\nwebsocket_idle_timeout = {value:?}\n{MINIMAL}"), &[]);
+        assert_eq!(keys(&found), ["upstream.websocket_idle_timeout"], "{value}");
+        assert!(found[0].message.contains(&format!("{value:?}")), "{}", found[0]);
+    }
+    let config = load(MINIMAL, &[("PORTCULLIS_UPSTREAM__WEBSOCKET_IDLE_TIMEOUT", "90s")]).expect("valid");
+    assert_eq!(config.upstream.websocket_idle_timeout.as_secs(), 90);
+    assert_eq!(load(MINIMAL, &[]).unwrap().upstream.websocket_idle_timeout.as_secs(), 300, "default: 5 minutes");
+}
+
+#[test]
 fn missing_routes_and_syntax_errors_are_explained() {
     assert_eq!(keys(&problems("", &[])), ["route"]);
     let err = load("[server\nlisten = 1", &[]).unwrap_err();

@@ -1,33 +1,130 @@
-//! WebSocket upgrades pass through the gateway: handshake, messages both ways, close.
+//! WebSocket upgrades pass through the gateway: handshake, messages both ways, close,
+//! and the idle timeout that closes a silent tunnel.
 
 mod common;
 
 use common::{BOUND, ConfigBuilder};
 use futures_util::{SinkExt, StreamExt};
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
-/// A WebSocket server that echoes every message back.
-async fn echo_server() -> std::net::SocketAddr {
+type ServerSocket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A WebSocket server on a fresh loopback port; `session` serves each connection.
+async fn ws_server<F, Fut>(session: F) -> std::net::SocketAddr
+where
+    F: Fn(ServerSocket) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let session = std::sync::Arc::new(session);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            let session = session.clone();
             tokio::spawn(async move {
-                let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else { return };
-                while let Some(Ok(message)) = socket.next().await {
-                    if message.is_close() {
-                        break;
-                    }
-                    if socket.send(message).await.is_err() {
-                        break;
-                    }
-                }
+                let Ok(socket) = tokio_tungstenite::accept_async(stream).await else { return };
+                session(socket).await;
             });
         }
     });
     addr
+}
+
+/// A WebSocket server that echoes every message back.
+async fn echo_server() -> std::net::SocketAddr {
+    ws_server(|mut socket| async move {
+        while let Some(Ok(message)) = socket.next().await {
+            if message.is_close() || socket.send(message).await.is_err() {
+                break;
+            }
+        }
+    })
+    .await
+}
+
+/// A WebSocket server for the idle timeout: echoes text, swallows binary messages (so
+/// bytes flow from the client only), and answers `push N` with N texts 250 ms apart (so
+/// bytes flow from the upstream only).
+async fn idle_server() -> std::net::SocketAddr {
+    ws_server(|mut socket| async move {
+        while let Some(Ok(message)) = socket.next().await {
+            let Message::Text(text) = message else { continue };
+            if let Some(count) = text.strip_prefix("push ").and_then(|n| n.parse::<usize>().ok()) {
+                for i in 0..count {
+                    tokio::time::sleep(PACE).await;
+                    if socket.send(Message::text(format!("tick {i}"))).await.is_err() {
+                        return;
+                    }
+                }
+            } else if socket.send(Message::Text(text)).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+}
+
+/// The idle timeout in these tests, and how often the busy side sends: well within it.
+const IDLE: &str = "websocket_idle_timeout = \"1s\"";
+const PACE: Duration = Duration::from_millis(250);
+/// How long the busy side keeps the tunnel busy: three idle timeouts.
+const BUSY_FOR: usize = 12;
+
+async fn connect_through(gateway: &common::TestGateway) -> Socket {
+    let url = format!("ws://{}/ws", gateway.addr);
+    timeout(BOUND, tokio_tungstenite::connect_async(url)).await.unwrap().expect("handshake").0
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The tunnel still carries messages both ways.
+async fn assert_open(socket: &mut Socket) {
+    socket.send(Message::text("still there?")).await.expect("the tunnel is open");
+    let echoed = timeout(BOUND, socket.next()).await.expect("an answer in time");
+    assert!(matches!(&echoed, Some(Ok(Message::Text(t))) if *t == "still there?"), "{echoed:?}");
+}
+
+#[tokio::test]
+async fn a_silent_tunnel_is_closed_after_the_idle_timeout() {
+    let ws = idle_server().await;
+    let gateway = ConfigBuilder::new().upstream(IDLE).route("/", ws).start().await;
+    let mut socket = connect_through(&gateway).await;
+    assert_open(&mut socket).await;
+
+    let silent_since = Instant::now();
+    let after = timeout(Duration::from_secs(5), socket.next()).await.expect("the silent tunnel is closed");
+    let silent_for = silent_since.elapsed();
+    assert!(!matches!(after, Some(Ok(Message::Text(_) | Message::Binary(_)))), "{after:?}");
+    assert!(silent_for >= Duration::from_millis(800), "closed after {silent_for:?} of silence, before the timeout");
+    assert!(silent_for < Duration::from_secs(3), "closed only after {silent_for:?} of silence");
+}
+
+#[tokio::test]
+async fn bytes_from_the_client_alone_keep_a_tunnel_open() {
+    let ws = idle_server().await;
+    let gateway = ConfigBuilder::new().upstream(IDLE).route("/", ws).start().await;
+    let mut socket = connect_through(&gateway).await;
+    for _ in 0..BUSY_FOR {
+        tokio::time::sleep(PACE).await;
+        socket.send(Message::binary(vec![0u8; 8])).await.expect("the tunnel is open while the client sends");
+    }
+    assert_open(&mut socket).await;
+}
+
+#[tokio::test]
+async fn bytes_from_the_upstream_alone_keep_a_tunnel_open() {
+    let ws = idle_server().await;
+    let gateway = ConfigBuilder::new().upstream(IDLE).route("/", ws).start().await;
+    let mut socket = connect_through(&gateway).await;
+    socket.send(Message::text(format!("push {BUSY_FOR}"))).await.unwrap();
+    for i in 0..BUSY_FOR {
+        let tick = timeout(BOUND, socket.next()).await.expect("a tick in time");
+        assert!(matches!(&tick, Some(Ok(Message::Text(t))) if *t == format!("tick {i}")), "tick {i}: {tick:?}");
+    }
+    assert_open(&mut socket).await;
 }
 
 #[tokio::test]

@@ -2,11 +2,13 @@
 //! whatever it accepts starts with `/`, has no `//`, no `\`, no ASCII control
 //! character, only well-formed upper-case escapes of reserved bytes, is a fixed point
 //! (normalizing it again borrows it unchanged), and has no `.` or `..` segment once
-//! its escapes are decoded (also when followed by `;` parameters).
+//! its escapes are decoded (also when followed by `;` parameters). An upstream that
+//! decodes it again, up to `MORE_DECODES` more times, finds no slash the gateway did
+//! not see, no backslash and no dot segment either (`%252e%252e` is `..` to it).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis::proxy::path::normalize;
+use portcullis::proxy::path::{MORE_DECODES, normalize};
 use std::borrow::Cow;
 
 /// `%XY` as a byte, when `XY` is upper-case hex.
@@ -41,6 +43,35 @@ fn decode(normal: &str) -> Vec<u8> {
     out
 }
 
+/// One more decode, as a lenient server does it: a `%` without two hex digits (any
+/// case) stays as it is.
+fn decode_again(bytes: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Panics when `decoded` has a `.` or `..` segment, also before `;` parameters.
+fn assert_no_dot_segment(path: &str, normal: &str, decoded: &[u8]) {
+    for segment in decoded.split(|&b| b == b'/') {
+        let name = segment.split(|&b| b == b';').next().unwrap_or_default();
+        assert!(name != b"." && name != b"..", "{path:?} -> {normal:?}: dot segment {segment:?}");
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let path: Cow<str> = if text.starts_with('/') { Cow::Borrowed(text) } else { Cow::Owned(format!("/{text}")) };
@@ -60,8 +91,14 @@ fuzz_target!(|data: &[u8]| {
     let decoded = decode(&normal);
     let slashes = |bytes: &[u8]| bytes.iter().filter(|&&b| b == b'/').count();
     assert_eq!(slashes(&decoded), slashes(normal.as_bytes()), "{path:?} -> {normal:?}: an escape decodes to a slash");
-    for segment in decoded.split(|&b| b == b'/') {
-        let name = segment.split(|&b| b == b';').next().unwrap_or_default();
-        assert!(name != b"." && name != b"..", "{path:?} -> {normal:?}: dot segment {segment:?}");
+    assert_no_dot_segment(&path, &normal, &decoded);
+
+    let mut again = decoded;
+    for round in 2..=MORE_DECODES + 1 {
+        again = decode_again(&again);
+        let seen = slashes(normal.as_bytes());
+        assert_eq!(slashes(&again), seen, "{path:?} -> {normal:?}: decode {round} gives another slash");
+        assert!(!again.contains(&b'\\'), "{path:?} -> {normal:?}: decode {round} gives a backslash");
+        assert_no_dot_segment(&path, &normal, &again);
     }
 });

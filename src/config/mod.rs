@@ -150,6 +150,8 @@ pub struct UpstreamConfig {
     pub idle_timeout: Duration,
     pub pool_idle_timeout: Duration,
     pub pool_max_idle_per_host: usize,
+    /// Longest silence, both directions together, allowed in a WebSocket tunnel.
+    pub websocket_idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -65,6 +65,7 @@ pub struct RawUpstream {
     pub idle_timeout: String,
     pub pool_idle_timeout: String,
     pub pool_max_idle_per_host: u32,
+    pub websocket_idle_timeout: String,
 }
 
 impl Default for RawUpstream {
@@ -75,6 +76,7 @@ impl Default for RawUpstream {
             idle_timeout: "60s".into(),
             pool_idle_timeout: "90s".into(),
             pool_max_idle_per_host: 256,
+            websocket_idle_timeout: "5m".into(),
         }
     }
 }

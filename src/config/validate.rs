@@ -71,6 +71,11 @@ pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> 
         idle_timeout: check.duration("upstream.idle_timeout", &raw.upstream.idle_timeout, false),
         pool_idle_timeout: check.duration("upstream.pool_idle_timeout", &raw.upstream.pool_idle_timeout, false),
         pool_max_idle_per_host: raw.upstream.pool_max_idle_per_host as usize,
+        websocket_idle_timeout: check.duration(
+            "upstream.websocket_idle_timeout",
+            &raw.upstream.websocket_idle_timeout,
+            false,
+        ),
     };
 
     let log = LogConfig {

@@ -168,7 +168,13 @@ impl Proxy {
         }
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         let request_id = request_id.to_str().unwrap_or_default().to_owned();
-        upgrade::tunnel(client_upgrade, upstream_upgrade, request_id, self.shutdown.clone());
+        upgrade::tunnel(
+            client_upgrade,
+            upstream_upgrade,
+            request_id,
+            self.shutdown.clone(),
+            self.timeouts.websocket_idle_timeout,
+        );
         let (mut parts, _) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
         headers::set_upgrade(&mut parts.headers, protocol);

@@ -12,6 +12,18 @@
 //! escapes that do not decode to UTF-8 (overlong forms such as `%C0%AE` for `.`).
 //! Browsers never send any of these: they resolve dot segments before sending.
 //! The query string is left alone.
+//!
+//! Refused as well, with the same errors: what an upstream that decodes the path again
+//! would read as one of these. Some servers and frameworks decode twice (IIS did:
+//! CVE-2001-0333; so does an app that decodes what its server already decoded), and
+//! `/public/%252e%252e/admin` is `/public/../admin` to them. So the decoded path is
+//! decoded up to [`MORE_DECODES`] more times, each round as leniently as such a server
+//! does (a `%` without two hex digits stays a `%`, so `/100%25` passes), and must still
+//! be UTF-8 with no dot segment and no escape of `/`, `\` or a control character.
+//! Any spelling and case counts: `%252E`, `%25%32%65` (the gateway decodes `%32%65`
+//! itself), `..%253b`, `%25252e`. A double-encoded dot inside a name (`a%252eb`) passes,
+//! as `a%2eb` does: it is no segment to any reader. Double-encoded characters that are
+//! harmless once decoded (`%2520`, a space) pass unchanged.
 
 use std::borrow::Cow;
 
@@ -101,10 +113,51 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
         return Err(PathError::NotUtf8);
     }
     check_segments(&decoded)?;
+    if decoded.contains(&b'%') {
+        check_decoded_again(decoded)?;
+    }
     Ok(if normal == path { Cow::Borrowed(path) } else { Cow::Owned(normal) })
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// How many more decodes of an accepted path are checked. Bounded because each is a
+/// pass over the path; three cover double decoding with room to spare.
+pub const MORE_DECODES: usize = 3;
+
+/// Decodes `decoded` again, up to [`MORE_DECODES`] times or until nothing changes, and
+/// applies the rules to each result.
+fn check_decoded_again(mut decoded: Vec<u8>) -> Result<(), PathError> {
+    for _ in 0..MORE_DECODES {
+        let mut again = Vec::with_capacity(decoded.len());
+        let mut i = 0;
+        while i < decoded.len() {
+            let escape = if decoded[i] == b'%' { decoded.get(i + 1..i + 3).and_then(hex_pair) } else { None };
+            match escape {
+                Some(b'/') => return Err(PathError::EncodedSlash),
+                Some(b'\\') => return Err(PathError::Backslash),
+                Some(value) if value.is_ascii_control() => return Err(PathError::ControlCharacter),
+                Some(value) => {
+                    again.push(value);
+                    i += 3;
+                }
+                None => {
+                    again.push(decoded[i]);
+                    i += 1;
+                }
+            }
+        }
+        if again.len() == decoded.len() {
+            break;
+        }
+        if std::str::from_utf8(&again).is_err() {
+            return Err(PathError::NotUtf8);
+        }
+        check_segments(&again)?;
+        decoded = again;
+    }
+    Ok(())
+}
 
 fn hex_pair(pair: &[u8]) -> Option<u8> {
     let digit = |b: u8| (b as char).to_digit(16);
@@ -152,6 +205,14 @@ mod tests {
             ("/a%20b", "/a%20b"),
             ("/caf%C3%A9", "/caf%C3%A9"),
             ("/x%2d%2E%5f", "/x-._"),
+            // Double encodings that are harmless when decoded again.
+            ("/100%25", "/100%25"),
+            ("/100%25/x", "/100%25/x"),
+            ("/a%2520b", "/a%2520b"),
+            ("/a%25zz", "/a%25zz"),
+            ("/report%252epdf", "/report%252epdf"),
+            ("/caf%25C3%25A9", "/caf%25C3%25A9"),
+            ("/%25%25", "/%25%25"),
         ] {
             assert_eq!(normalize(path).unwrap(), normal, "{path}");
         }
@@ -182,6 +243,26 @@ mod tests {
             ("/%C0%AE%C0%AE/admin", PathError::NotUtf8),
             ("/%FF", PathError::NotUtf8),
             ("/%C3", PathError::NotUtf8),
+            // What an upstream decoding again would read as one of the above.
+            ("/public/%252e%252e/admin", PathError::DotSegment),
+            ("/public/%252E%252E/admin", PathError::DotSegment),
+            ("/public/.%252e/admin", PathError::DotSegment),
+            ("/public/%252e./admin", PathError::DotSegment),
+            ("/public/%252e/admin", PathError::DotSegment),
+            ("/public/..%253b/admin", PathError::DotSegment),
+            ("/public/%252e%252e%253bx/admin", PathError::DotSegment),
+            ("/public/%25%32%65%25%32%65/admin", PathError::DotSegment),
+            ("/public/%25%32e%252%45/admin", PathError::DotSegment),
+            ("/public/%25252e%25252e/admin", PathError::DotSegment),
+            ("/public/%252e%252e", PathError::DotSegment),
+            ("/public%252fadmin", PathError::EncodedSlash),
+            ("/public%252Fadmin", PathError::EncodedSlash),
+            ("/public%25%32%66admin", PathError::EncodedSlash),
+            ("/public%255cadmin", PathError::Backslash),
+            ("/public%255Cadmin", PathError::Backslash),
+            ("/a%2500b", PathError::ControlCharacter),
+            ("/a%250d%250aX:1", PathError::ControlCharacter),
+            ("/%25C0%25AE%25C0%25AE/admin", PathError::NotUtf8),
         ] {
             assert_eq!(normalize(path), Err(error), "{path}");
         }
@@ -197,6 +278,22 @@ mod tests {
             }
         }
 
+        /// An upstream that decodes an accepted path up to four times finds no dot
+        /// segment, no slash the gateway did not see and no backslash.
+        #[test]
+        fn decoding_again_reveals_nothing(path in "(/([a-zA-Z0-9._~;-]|%(25)?(2[eEfF]|5[cC]|3[bB]|[0-9a-fA-F]{2})|/){0,12}){1,4}") {
+            if let Ok(normal) = normalize(&path) {
+                let mut decoded = normal.as_bytes().to_vec();
+                for _ in 0..=MORE_DECODES {
+                    decoded = percent_decode(&decoded);
+                    let slashes = |bytes: &[u8]| bytes.iter().filter(|&&b| b == b'/').count();
+                    prop_assert_eq!(slashes(&decoded), slashes(normal.as_bytes()), "{} decodes to another slash", normal);
+                    prop_assert!(!decoded.contains(&b'\\'), "{} decodes to a backslash", normal);
+                    prop_assert!(check_segments(&decoded).is_ok(), "{} decodes to a dot segment", normal);
+                }
+            }
+        }
+
         /// Arbitrary text never panics, and what comes out is a plain path.
         #[test]
         fn any_input_is_answered(path in "/\\PC{0,40}") {
@@ -204,5 +301,25 @@ mod tests {
                 prop_assert!(!normal.contains("//") && !normal.contains('\\'));
             }
         }
+    }
+
+    /// One round of percent-decoding, as a lenient server does it: anything that is not
+    /// `%` and two hex digits stays as it is.
+    fn percent_decode(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes.get(i + 1..i + 3).and_then(hex_pair) {
+                Some(value) if bytes[i] == b'%' => {
+                    out.push(value);
+                    i += 3;
+                }
+                _ => {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+        }
+        out
     }
 }
