@@ -20,6 +20,7 @@ use http::{HeaderMap, HeaderValue};
 use portcullis::auth::cookies::RequestCookies;
 use portcullis::auth::policy;
 use portcullis::auth::session::Session;
+use portcullis::auth::store::Presented;
 use portcullis::auth::{Auth, now_secs};
 use portcullis::config::RoutePolicy;
 use portcullis::proxy::headers::Added;
@@ -66,7 +67,7 @@ fn main() {
             // As the gateway does: the cookies read once, before the headers change.
             let cookies = RequestCookies::read(&headers, Some(&limits));
             assert!(!cookies.exceeded());
-            let session = auth.session_among(&cookies, now).expect("the session opens");
+            let Presented::Session(session) = auth.presented(&cookies, now) else { panic!("the session opens") };
             let upstream_cookies = auth.jar.for_upstream(&cookies);
             auth.identity.strip(&mut headers, "request-id");
             policy::check(&policy, &session.identity()).expect("the policy admits alice");

@@ -15,6 +15,8 @@ pub enum ErrorSource {
     Upstream,
     /// The identity provider failed or was unreachable.
     Provider,
+    /// The shared session store (Redis) failed or was too slow.
+    Store,
     /// A defect or resource problem in the gateway.
     Internal,
 }
@@ -50,6 +52,9 @@ pub enum GatewayError {
     /// With the time after which the provider will be asked again.
     #[error("the identity provider is unavailable and the access token has expired")]
     ProviderUnavailable(std::time::Duration),
+    /// The request needs the session store (Redis), which did not answer in time.
+    #[error("the session store is unavailable")]
+    StoreUnavailable,
     #[error("internal error: {0}")]
     Internal(&'static str),
 }
@@ -71,6 +76,7 @@ impl GatewayError {
             | GatewayError::UpstreamFailed(_)
             | GatewayError::UpgradeFailed(_) => ErrorSource::Upstream,
             GatewayError::ProviderUnavailable(_) => ErrorSource::Provider,
+            GatewayError::StoreUnavailable => ErrorSource::Store,
             GatewayError::Internal(_) => ErrorSource::Internal,
         }
     }
@@ -89,7 +95,7 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable(_) | GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => {
                 StatusCode::BAD_GATEWAY
             }
-            GatewayError::ProviderUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::ProviderUnavailable(_) | GatewayError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -110,6 +116,7 @@ impl GatewayError {
             GatewayError::UpstreamTimeout(_) => "upstream_timeout",
             GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => "bad_gateway",
             GatewayError::ProviderUnavailable(_) => "provider_unavailable",
+            GatewayError::StoreUnavailable => "session_store_unavailable",
             GatewayError::Internal(_) => "internal_error",
         }
     }
@@ -140,6 +147,9 @@ impl GatewayError {
             GatewayError::ProviderUnavailable(_) => {
                 "Signing in is temporarily unavailable. You are still signed in; please try again shortly."
             }
+            GatewayError::StoreUnavailable => {
+                "Sessions are temporarily unavailable. You are still signed in; please try again shortly."
+            }
             GatewayError::Internal(_) => "Something went wrong in the gateway.",
         }
     }
@@ -149,6 +159,8 @@ impl GatewayError {
     pub fn retry_after_secs(&self) -> u64 {
         match self {
             GatewayError::ProviderUnavailable(after) => after.as_secs_f64().ceil().max(1.0) as u64,
+            // The store's own timeout is well under a second: try again soon.
+            GatewayError::StoreUnavailable => 1,
             _ => 5,
         }
     }

@@ -6,7 +6,7 @@
 
 use crate::auth::cookies::{RequestCookies, UpstreamCookies};
 use crate::auth::freshness::{self, Freshness};
-use crate::auth::session::Session;
+use crate::auth::store::Presented;
 use crate::auth::{self, Auth, bearer, csrf, policy};
 use crate::config::{Config, RequestLimits};
 use crate::error::{ErrorSource, GatewayError};
@@ -141,7 +141,7 @@ impl Gateway {
     ) -> Result<Response<ProxyBody>, GatewayError> {
         if let Some(auth) = &self.auth {
             // Closed, not open: without the check, nothing would strip or authenticate.
-            let Some(CookieCheck { session, upstream_cookies, now }) = checked else {
+            let Some(CookieCheck { presented, upstream_cookies, now }) = checked else {
                 return Err(GatewayError::Internal("a routed request's cookies were not checked"));
             };
             let id = request_id.to_str().unwrap_or_default();
@@ -149,9 +149,12 @@ impl Gateway {
             let mut cookies = HeaderMap::new();
             let mut added = Added::with_capacity(ADDED_HEADERS);
             if !route.public {
-                let session = match session {
-                    Some(session) => freshness::fresh(auth, session, request.headers(), &mut cookies, now, id).await,
-                    None => Freshness::Missing,
+                let session = match auth.resolve(presented, now).await {
+                    Ok(Some(session)) => {
+                        freshness::fresh(auth, session, request.headers(), &mut cookies, now, id).await
+                    }
+                    Ok(None) => Freshness::Missing,
+                    Err(_) => Freshness::StoreDown,
                 };
                 match session {
                     Freshness::Valid(session) => {
@@ -167,6 +170,7 @@ impl Gateway {
                     Freshness::ProviderDown { retry_after } => {
                         return Err(GatewayError::ProviderUnavailable(retry_after));
                     }
+                    Freshness::StoreDown => return Err(GatewayError::StoreUnavailable),
                     Freshness::Missing | Freshness::Ended
                         if auth.config.bearer.enabled && bearer::presented(request.headers()).is_some() =>
                     {
@@ -198,7 +202,7 @@ impl Gateway {
 /// What a proxied request's cookies say, when a provider is configured: its session
 /// (on a protected route) and what the upstream may see of them.
 struct CookieCheck {
-    session: Option<Arc<Session>>,
+    presented: Presented,
     upstream_cookies: UpstreamCookies,
     /// The time the session was checked at.
     now: u64,
@@ -207,8 +211,8 @@ struct CookieCheck {
 impl CookieCheck {
     fn of(auth: &Auth, cookies: &RequestCookies, route: &Route) -> Self {
         let now = auth::now_secs();
-        let session = if route.public { None } else { auth.session_among(cookies, now) };
-        Self { session, upstream_cookies: auth.jar.for_upstream(cookies), now }
+        let presented = if route.public { Presented::Nothing } else { auth.presented(cookies, now) };
+        Self { presented, upstream_cookies: auth.jar.for_upstream(cookies), now }
     }
 }
 

@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod dev_idp;

@@ -10,7 +10,8 @@
 //! - `portcullis_open_connections`: client connections being served;
 //! - `portcullis_refresh_total{outcome}`: token refreshes asked of the provider, by
 //!   outcome: `refreshed`, `ended` (`invalid_grant`), `unavailable` (down, slow, 5xx),
-//!   `refused_config` (`invalid_client` and the like: the gateway's configuration).
+//!   `refused_config` (`invalid_client` and the like: the gateway's configuration);
+//! - `portcullis_store_errors_total{op}`: Redis commands that failed or timed out.
 
 use http::StatusCode;
 use prometheus_client::collector::Collector;
@@ -48,6 +49,21 @@ struct OutcomeLabel {
     outcome: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabel {
+    op: &'static str,
+}
+
+/// Where failed Redis commands are counted (`portcullis_store_errors_total`).
+#[derive(Debug, Clone, Default)]
+pub struct StoreErrors(Family<OpLabel, Counter>);
+
+impl StoreErrors {
+    pub fn count(&self, op: &'static str) {
+        self.0.get_or_create(&OpLabel { op }).inc();
+    }
+}
+
 /// Where refreshes are counted (a handle on `portcullis_refresh_total`); a default one
 /// counts for nobody.
 #[derive(Debug, Clone, Default)]
@@ -77,6 +93,7 @@ pub struct Metrics {
     routes: Arc<RouteShards>,
     upstream_errors: Family<ErrorLabel, Counter>,
     refresh_outcomes: RefreshOutcomes,
+    store_errors: StoreErrors,
     pub open_connections: Gauge,
 }
 
@@ -101,7 +118,13 @@ impl Metrics {
             "Token refreshes asked of the identity provider, by outcome",
             refresh_outcomes.0.clone(),
         );
-        Self { registry, routes, upstream_errors, refresh_outcomes, open_connections }
+        let store_errors = StoreErrors::default();
+        registry.register(
+            "store_errors",
+            "Redis commands that failed or timed out, by operation",
+            store_errors.0.clone(),
+        );
+        Self { registry, routes, upstream_errors, refresh_outcomes, store_errors, open_connections }
     }
 
     /// The handles one route records into, for one worker: each call makes a new shard
@@ -120,6 +143,11 @@ impl Metrics {
     /// The counter of refresh outcomes, for the refresher.
     pub fn refresh_outcomes(&self) -> RefreshOutcomes {
         self.refresh_outcomes.clone()
+    }
+
+    /// The counter of failed Redis commands, for the cluster.
+    pub fn store_errors(&self) -> StoreErrors {
+        self.store_errors.clone()
     }
 
     /// The OpenMetrics text exposition.

@@ -28,6 +28,7 @@ pub fn error_response(err: &GatewayError, html: bool, request_id: &str) -> Respo
         ErrorSource::Client => tracing::debug!(request_id, error = %err.detail(), "request refused"),
         ErrorSource::Upstream => tracing::warn!(request_id, error = %err.detail(), "upstream error"),
         ErrorSource::Provider => tracing::warn!(request_id, error = %err.detail(), "identity provider error"),
+        ErrorSource::Store => tracing::warn!(request_id, error = %err.detail(), "session store error"),
         ErrorSource::Internal => tracing::error!(request_id, error = %err.detail(), "internal error"),
     }
     let status = err.status();

@@ -32,8 +32,8 @@ pub struct StartError {
 pub enum RunError {
     #[error("cannot start connection worker threads: {0}")]
     Workers(#[source] std::io::Error),
-    #[error("session.cookie_keys: {0}")]
-    Keys(#[source] crate::session::seal::KeyError),
+    #[error("{0}")]
+    Auth(#[source] crate::auth::AuthError),
 }
 
 /// A gateway with its sockets bound, ready to [`run`](Portcullis::run).
@@ -72,8 +72,13 @@ impl Portcullis {
 
         let auth = match self.config.auth.as_ref().map(|auth| Auth::new(auth, &metrics)).transpose() {
             Ok(auth) => auth.map(Arc::new),
-            Err(err) => return Err(RunError::Keys(err)),
+            Err(err) => return Err(RunError::Auth(err)),
         };
+        // The other replicas' events, followed on this (the main) runtime until shutdown.
+        let follower = auth.clone().and_then(|auth| {
+            let cluster = auth.cluster()?.clone();
+            Some(tokio::spawn(async move { crate::cluster::events::follow(&cluster, &*auth).await }))
+        });
         let worker_count = self.config.server.workers;
         let mut workers =
             match Workers::start(worker_count, &self.config, &metrics, &shutdown_control.signals(), auth.clone()) {
@@ -140,6 +145,9 @@ impl Portcullis {
         }
         shutdown_control.stop_now();
         workers.finished().await;
+        if let Some(follower) = follower {
+            follower.abort();
+        }
         let _ = admin_stop.send(true);
         let _ = admin_task.await;
         Ok(())

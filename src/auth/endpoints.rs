@@ -179,11 +179,23 @@ async fn callback(
         identity_headers: Default::default(),
     };
     update_from_claims(auth, &mut session, &claims);
-    if !session.write(headers, &mut cookies, &auth.jar, &auth.sealer, now) {
-        return with_cookies(
-            login_failed(StatusCode::INTERNAL_SERVER_ERROR, "The session is too large to keep in cookies."),
-            cookies,
-        );
+    match auth.store.create(&session, headers, &mut cookies, &auth.sealing(), now).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return with_cookies(
+                login_failed(StatusCode::INTERNAL_SERVER_ERROR, "The session is too large to keep in cookies."),
+                cookies,
+            );
+        }
+        Err(_) => {
+            return with_cookies(
+                login_failed(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The session could not be saved (the session store is unavailable). Please try again.",
+                ),
+                cookies,
+            );
+        }
     }
     tracing::info!(request_id, sub = %session.sub, "signed in");
     redirect(StatusCode::FOUND, &attempt.return_to, cookies)
@@ -255,9 +267,10 @@ pub fn update_from_claims(auth: &Auth, session: &mut Session, claims: &serde_jso
 async fn userinfo(auth: &Arc<Auth>, headers: &HeaderMap, request_id: &str) -> Response<ProxyBody> {
     let mut cookies = HeaderMap::new();
     let now = now_secs();
-    let fresh = match auth.session(headers, now) {
-        Some(session) => freshness::fresh(auth, session, headers, &mut cookies, now, request_id).await,
-        None => Freshness::Missing,
+    let fresh = match auth.session(headers, now).await {
+        Ok(Some(session)) => freshness::fresh(auth, session, headers, &mut cookies, now, request_id).await,
+        Ok(None) => Freshness::Missing,
+        Err(_) => Freshness::StoreDown,
     };
     let response = match fresh {
         Freshness::Valid(session) => json_response(
@@ -276,6 +289,7 @@ async fn userinfo(auth: &Arc<Auth>, headers: &HeaderMap, request_id: &str) -> Re
         Freshness::ProviderDown { retry_after } => {
             error_response(&GatewayError::ProviderUnavailable(retry_after), wants_html(headers), request_id)
         }
+        Freshness::StoreDown => error_response(&GatewayError::StoreUnavailable, wants_html(headers), request_id),
         Freshness::Missing | Freshness::Ended => {
             json_response(StatusCode::UNAUTHORIZED, &json!({ "error": "unauthenticated", "login_url": "/auth/login" }))
         }
@@ -288,10 +302,17 @@ async fn logout(auth: &Auth, headers: &HeaderMap, request_id: &str) -> Response<
         return json_response(StatusCode::FORBIDDEN, &json!({ "error": "cross_site_logout" }));
     }
     let now = now_secs();
-    let session = auth.session(headers, now);
-    if let Some(session) = &session {
-        auth.signed_out.insert(&session.sid, session.expires_at, now);
-    }
+    // Ended in the store before anything is cleared: a sign-out that cannot reach
+    // the store (Redis down) is refused, not half done with a live session left behind.
+    let ended = match auth.session(headers, now).await {
+        Ok(Some(session)) => auth.store.end(&session, now).await.map(|()| Some(session)),
+        Ok(None) => Ok(None),
+        Err(unavailable) => Err(unavailable),
+    };
+    let session = match ended {
+        Ok(session) => session,
+        Err(_) => return error_response(&GatewayError::StoreUnavailable, wants_html(headers), request_id),
+    };
     let mut cookies = HeaderMap::new();
     Session::clear(headers, &mut cookies, &auth.jar);
     Transaction::clear_all(headers, &mut cookies, &auth.jar);

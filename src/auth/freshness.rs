@@ -14,7 +14,8 @@
 //!    [`MAX_REFRESHES`] a request.
 //! 3. The refreshed session's cookies go on the response; an ended one's are cleared.
 //! 4. A provider that cannot refresh never logs anyone out: the token is used while it
-//!    is still valid, then `ProviderDown` (503 with `Retry-After`) until it can.
+//!    is still valid, then `ProviderDown` (503 with `Retry-After`) until it can. The
+//!    same for a session store (Redis) that does not answer: `StoreDown`.
 
 use super::Auth;
 use super::refresh::{Outcome, Refresher};
@@ -35,6 +36,8 @@ pub enum Freshness {
     ProviderDown {
         retry_after: Duration,
     },
+    /// The token has expired and the session store, needed to refresh it, is down.
+    StoreDown,
 }
 
 /// Whether `session`'s access token should be refreshed at `now` (rule 1).
@@ -85,8 +88,9 @@ pub async fn fresh(
             Outcome::Unavailable { retry_after } if current.access_expires_at <= now => {
                 return Freshness::ProviderDown { retry_after };
             }
-            // Never a logout for a provider outage: the token while it lasts.
-            Outcome::Unavailable { .. } => break,
+            Outcome::StoreDown if current.access_expires_at <= now => return Freshness::StoreDown,
+            // Never a logout for an outage: the token while it lasts.
+            Outcome::Unavailable { .. } | Outcome::StoreDown => break,
         }
     }
     if current.access_expires_at <= now {
@@ -98,7 +102,7 @@ pub async fn fresh(
             Freshness::ProviderDown { retry_after: super::refresh::FIRST_BACKOFF }
         };
     }
-    if refreshed && !current.write(request_headers, cookies, &auth.jar, &auth.sealer, now) {
+    if refreshed && !auth.store.refreshed_cookies(&current, request_headers, cookies, &auth.sealing(), now) {
         tracing::error!(request_id, "the refreshed session no longer fits in cookies; it is not saved");
     }
     Freshness::Valid(current)

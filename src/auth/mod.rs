@@ -3,6 +3,7 @@
 //!
 //! - `cookies.rs`, `session.rs`, `transaction.rs`: what the browser holds, sealed.
 //! - `endpoints.rs`: `/auth/login`, `/auth/callback`, `/auth/userinfo`, `/auth/logout`.
+//! - `store/`: where sessions live (cookies, or Redis behind a sealed handle).
 //! - `freshness.rs`, `refresh.rs`: when a session's tokens are renewed, and the renewal.
 //! - `identity.rs`: identity headers to the upstream, strip then set.
 //! - `return_to.rs`: where a login may send the browser back to.
@@ -25,11 +26,13 @@ pub mod return_to;
 pub mod scopes;
 pub mod session;
 pub mod signed_out;
+pub mod store;
 pub mod transaction;
 
 pub use endpoints::{handle, unauthenticated};
 
-use crate::config::{AuthConfig, ProviderKind};
+use crate::cluster::Cluster;
+use crate::config::{AuthConfig, ProviderKind, StoreKind};
 use crate::metrics::Metrics;
 use crate::oidc::jwks::JwksCache;
 use crate::oidc::metadata::{self, ProviderMetadata};
@@ -85,13 +88,30 @@ pub struct Auth {
     http: reqwest::Client,
     provider: tokio::sync::OnceCell<Arc<Provider>>,
     pub refresher: refresh::Refresher,
-    pub signed_out: signed_out::SignedOut,
-    opened: opened::OpenedSessions,
+    pub store: store::SessionStore,
+    cluster: Option<Arc<Cluster>>,
+}
+
+/// Why the login and session machinery cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("session.cookie_keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("redis.url: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 impl Auth {
-    pub fn new(config: &AuthConfig, metrics: &Metrics) -> Result<Self, KeyError> {
+    pub fn new(config: &AuthConfig, metrics: &Metrics) -> Result<Self, AuthError> {
         let keys: Vec<Vec<u8>> = config.session.cookie_keys.iter().map(|k| k.expose().clone()).collect();
+        let cluster = match &config.redis {
+            Some(redis) => Some(Arc::new(Cluster::new(redis, metrics.store_errors())?)),
+            None => None,
+        };
+        let store = match (config.session.store, &cluster) {
+            (StoreKind::Redis, Some(cluster)) => store::SessionStore::Redis(store::RedisStore::new(cluster.clone())),
+            _ => store::SessionStore::Cookie(store::CookieStore::new(cluster.clone())),
+        };
         Ok(Self {
             jar: CookieJar::new(&config.session.cookie_name, config.session.insecure_dev_cookies),
             sealer: Sealer::new(&keys)?,
@@ -105,23 +125,56 @@ impl Auth {
             http: back_channel(config.provider.http_timeout),
             provider: tokio::sync::OnceCell::new(),
             refresher: refresh::Refresher::new(metrics.refresh_outcomes()),
-            signed_out: signed_out::SignedOut::default(),
-            opened: opened::OpenedSessions::default(),
+            store,
+            cluster,
             config: config.clone(),
         })
     }
 
-    /// The request's session: it opens, has not ended, and was not signed out here.
-    pub fn session(&self, headers: &http::HeaderMap, now: u64) -> Option<Arc<session::Session>> {
-        self.session_among(&cookies::RequestCookies::read(headers, None), now)
+    /// The request's session: it opens, has not ended, and was not signed out.
+    pub async fn session(
+        &self,
+        headers: &http::HeaderMap,
+        now: u64,
+    ) -> Result<Option<Arc<session::Session>>, store::StoreUnavailable> {
+        let presented = self.presented(&cookies::RequestCookies::read(headers, None), now);
+        self.resolve(presented, now).await
     }
 
-    /// [`Auth::session`] among cookies already read.
-    pub fn session_among(&self, cookies: &cookies::RequestCookies, now: u64) -> Option<Arc<session::Session>> {
-        use session::Session;
-        let sealed = Session::sealed(cookies, &self.jar)?;
-        let session = self.opened.get_or_open(&sealed, |sealed| Session::open(sealed, &self.jar, &self.sealer))?;
-        (session.is_live(now) && !self.signed_out.contains(&session.sid, now)).then_some(session)
+    /// What cookies already read present, found without I/O: with the cookie store
+    /// (and for a record cached from Redis) the session itself.
+    pub fn presented(&self, cookies: &cookies::RequestCookies, now: u64) -> store::Presented {
+        self.store.presented(cookies, &self.sealing(), now)
+    }
+
+    /// The session of what was presented, read from the store when it must be.
+    pub async fn resolve(
+        &self,
+        presented: store::Presented,
+        now: u64,
+    ) -> Result<Option<Arc<session::Session>>, store::StoreUnavailable> {
+        match presented {
+            store::Presented::Nothing => Ok(None),
+            store::Presented::Session(session) => Ok(Some(session)),
+            // Boxed: the Redis read is a large future, on a path the hot one skips.
+            handle => Box::pin(self.store.resolve(handle, &self.sealing(), now)).await,
+        }
+    }
+
+    /// The cookie names and keys, as the stores need them.
+    pub fn sealing(&self) -> store::Sealing<'_> {
+        store::Sealing { jar: &self.jar, sealer: &self.sealer }
+    }
+
+    /// Redis, when `[redis]` is configured.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
+    }
+
+    /// How long a refresh may take, so how long another replica waits for it: the
+    /// token request and a JWKS fetch, each bounded by `provider.http_timeout`.
+    pub fn refresh_bound(&self) -> Duration {
+        self.config.provider.http_timeout * 2 + Duration::from_secs(1)
     }
 
     pub fn provider(&self) -> Option<&Arc<Provider>> {
@@ -187,6 +240,17 @@ impl Auth {
     /// The back-channel client, for `oauth2` requests ([`send`]) and revocation.
     pub fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+}
+
+/// The other replicas' events reach the store (see `cluster/events.rs`).
+impl crate::cluster::events::Follower for Auth {
+    async fn resync(&self) {
+        self.store.resync().await;
+    }
+
+    fn event(&self, event: crate::cluster::events::Event) {
+        self.store.event(event);
     }
 }
 

@@ -24,11 +24,20 @@
 //!    doubling with each failure in a row up to [`MAX_BACKOFF`]. A hanging provider
 //!    then costs one request per back-off the full `provider.http_timeout`, not every one.
 //! 6. Every exchange is counted by outcome (`portcullis_refresh_total{outcome}`).
+//! 7. Across replicas (with `[redis]`): the exchange runs once in the cluster
+//!    (`cluster/single_flight.rs`), its result (sealed) kept in Redis for late requests
+//!    on any replica. With the Redis store, the new record is written before the result
+//!    is shared, and a Redis outage means no refresh (a rotated refresh token must
+//!    never live in one process only); with cookie sessions it means the refresh is
+//!    coordinated in this process alone, logged.
 
 use super::session::Session;
 use super::{Auth, now_secs};
+use crate::cluster::single_flight::{self, Shared};
+use crate::config::StoreKind;
 use crate::metrics::RefreshOutcomes;
 use crate::oidc::verify::verify_id_token;
+use crate::session::seal::Sealer;
 use oauth2::basic::BasicErrorResponseType;
 use oauth2::{RefreshToken, RequestTokenError, TokenResponse};
 use sha2::{Digest, Sha256};
@@ -54,6 +63,8 @@ pub enum Outcome {
     /// configuration): the session is kept, and its provider is asked again once
     /// `retry_after` has passed.
     Unavailable { retry_after: Duration },
+    /// Not refreshed: the session store (Redis) did not answer.
+    StoreDown,
 }
 
 /// What one exchange with the provider came to.
@@ -65,19 +76,53 @@ pub enum Exchanged {
     Unavailable,
     /// Refused for the gateway's own configuration (`invalid_client`…).
     RefusedConfig,
+    /// Another replica's refresh of this session state, read from Redis.
+    Theirs(Arc<Session>),
+    /// Redis, needed to refresh, did not answer: the provider was not asked.
+    StoreUnavailable,
 }
 
 impl Exchanged {
-    /// The `outcome` label of `portcullis_refresh_total`.
-    pub fn label(&self) -> &'static str {
+    /// The `outcome` label of `portcullis_refresh_total`, for an exchange this replica
+    /// made with the provider.
+    pub fn label(&self) -> Option<&'static str> {
         match self {
-            Exchanged::Refreshed(_) => "refreshed",
-            Exchanged::Ended => "ended",
-            Exchanged::Unavailable => "unavailable",
-            Exchanged::RefusedConfig => "refused_config",
+            Exchanged::Refreshed(_) => Some("refreshed"),
+            Exchanged::Ended => Some("ended"),
+            Exchanged::Unavailable => Some("unavailable"),
+            Exchanged::RefusedConfig => Some("refused_config"),
+            Exchanged::Theirs(_) | Exchanged::StoreUnavailable => None,
+        }
+    }
+
+    /// The result as shared with the other replicas (sealed: it holds tokens), and
+    /// for how long; failures are not shared.
+    fn shared(&self, sealer: &Sealer) -> Option<(Vec<u8>, Duration)> {
+        let bytes = match self {
+            Exchanged::Refreshed(session) => {
+                let sealed = sealer.seal(SHARED, &serde_json::to_vec(&**session).expect("a session serializes"));
+                [b"R".as_slice(), sealed.as_bytes()].concat()
+            }
+            Exchanged::Ended => b"E".to_vec(),
+            _ => return None,
+        };
+        Some((bytes, LATE_REQUEST_GRACE))
+    }
+
+    fn from_shared(bytes: &[u8], sealer: &Sealer) -> Option<Exchanged> {
+        match bytes.split_first()? {
+            (b'E', []) => Some(Exchanged::Ended),
+            (b'R', sealed) => {
+                let plain = sealer.open(SHARED, std::str::from_utf8(sealed).ok()?)?;
+                Some(Exchanged::Theirs(Arc::new(serde_json::from_slice(&plain).ok()?)))
+            }
+            _ => None,
         }
     }
 }
+
+/// The name shared refresh results are sealed under.
+const SHARED: &str = "portcullis-refresh-result";
 
 type Key = [u8; 32];
 
@@ -120,7 +165,39 @@ impl Refresher {
             .finalize()
             .into();
         let (owner, session, request_id) = (auth.clone(), session.clone(), request_id.to_owned());
-        let exchange = async move { exchange(&owner, &session, &refresh_token, &request_id).await };
+        let exchange = async move {
+            let here = || Box::pin(exchange_and_save(&owner, &session, &refresh_token, &request_id));
+            let Some(cluster) = owner.cluster() else { return here().await };
+            let mut here = Some(here);
+            let id: String = key.iter().map(|byte| format!("{byte:02x}")).collect();
+            let shared = single_flight::once(
+                cluster,
+                &id,
+                owner.refresh_bound(),
+                |bytes| Exchanged::from_shared(bytes, &owner.sealer),
+                || here.take().expect("the exchange is asked for once")(),
+                |exchanged| exchanged.shared(&owner.sealer),
+            )
+            .await;
+            match (shared, owner.config.session.store) {
+                (Ok(Shared::Ours(exchanged) | Shared::Theirs(exchanged)), _) => exchanged,
+                (Err(err), StoreKind::Redis) => {
+                    tracing::warn!(request_id, error = %err, "no refresh: Redis did not answer");
+                    Exchanged::StoreUnavailable
+                }
+                (Err(err), StoreKind::Cookie) => match here.take() {
+                    Some(here) => {
+                        tracing::warn!(
+                            request_id,
+                            error = %err,
+                            "Redis did not answer: this refresh is coordinated in this process only"
+                        );
+                        here().await
+                    }
+                    None => Exchanged::Unavailable,
+                },
+            }
+        };
         auth.refresher.once(key, || exchange).await
     }
 
@@ -168,7 +245,9 @@ impl Refresher {
             let exchange = exchange();
             tokio::spawn(async move {
                 let exchanged = exchange.await;
-                outcomes.count(exchanged.label());
+                if let Some(label) = exchanged.label() {
+                    outcomes.count(label);
+                }
                 let outcome = shared.lock().expect("refresh lock").settle(key, exchanged);
                 let _ = done.send(Some(outcome));
             });
@@ -197,7 +276,10 @@ impl State {
         self.in_flight.remove(&key);
         let outcome = match exchanged {
             Exchanged::Refreshed(session) => Outcome::Refreshed { session, kept: false },
+            // Made elsewhere, maybe a while ago: checked again like a kept result.
+            Exchanged::Theirs(session) => Outcome::Refreshed { session, kept: true },
             Exchanged::Ended => Outcome::Ended,
+            Exchanged::StoreUnavailable => return Outcome::StoreDown,
             Exchanged::Unavailable | Exchanged::RefusedConfig => {
                 // A failure soon after the last back-off ended is one more in a row.
                 self.backoff.retain(|_, backoff| backoff.until + MAX_BACKOFF > now);
@@ -212,6 +294,12 @@ impl State {
         self.recent.insert(key, (now, outcome.clone()));
         outcome
     }
+}
+
+/// The exchange, and what it came to saved in the session store.
+async fn exchange_and_save(auth: &Auth, session: &Session, refresh_token: &str, request_id: &str) -> Exchanged {
+    let exchanged = exchange(auth, session, refresh_token, request_id).await;
+    auth.store.settle_refresh(session, exchanged, &auth.sealing()).await
 }
 
 async fn exchange(auth: &Auth, session: &Session, refresh_token: &str, request_id: &str) -> Exchanged {

@@ -94,8 +94,19 @@ impl Session {
     ) -> bool {
         let plain = serde_json::to_vec(self).expect("a session serializes");
         let sealed = sealer.seal(jar.session_name(), &plain);
-        let Some(cookies) = chunks::split(jar.session_name(), &sealed) else { return false };
-        let max_age = self.expires_at.saturating_sub(now);
+        Self::write_sealed(&sealed, request, response, jar, self.expires_at.saturating_sub(now))
+    }
+
+    /// Sets `sealed` (a session, or a store's handle) as the session cookies, chunked,
+    /// and expires leftovers of a longer value. `false`: it needs too many cookies.
+    pub fn write_sealed(
+        sealed: &str,
+        request: &HeaderMap,
+        response: &mut HeaderMap,
+        jar: &CookieJar,
+        max_age: u64,
+    ) -> bool {
+        let Some(cookies) = chunks::split(jar.session_name(), sealed) else { return false };
         let present = cookies::read(request);
         for stale in chunks::stale(jar.session_name(), present.iter().map(|(n, _)| *n), &cookies) {
             jar.expire(response, &stale);

@@ -44,6 +44,29 @@ pub struct AuthConfig {
     pub session: SessionConfig,
     pub identity: IdentityConfig,
     pub bearer: BearerConfig,
+    /// Shared by the replicas: the session store (`session.store = "redis"`), and the
+    /// refresh single flight and sign-outs for either store.
+    pub redis: Option<RedisConfig>,
+}
+
+/// Where the sessions live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Sealed into the browser's cookies.
+    Cookie,
+    /// In Redis; the browser holds a sealed handle.
+    Redis,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://` or `rediss://` (TLS), user and password included: a secret.
+    pub url: Secret<String>,
+    pub key_prefix: String,
+    /// Bound on every command; a slower Redis counts as down.
+    pub command_timeout: Duration,
+    /// Multiplexed connections, taken in turn.
+    pub connections: usize,
 }
 
 /// `Authorization: Bearer` access tokens from API clients (off by default).
@@ -94,6 +117,7 @@ pub struct SessionConfig {
     /// Refresh when the access token expires within this.
     pub refresh_skew: Duration,
     pub insecure_dev_cookies: bool,
+    pub store: StoreKind,
 }
 
 #[derive(Debug, Clone)]

@@ -17,6 +17,7 @@ pub struct RawConfig {
     pub session: RawSession,
     pub identity: RawIdentity,
     pub bearer: RawBearer,
+    pub redis: RawRedis,
     #[serde(rename = "route")]
     pub routes: Vec<RawRoute>,
 }
@@ -182,6 +183,8 @@ pub struct RawSession {
     pub lifetime: String,
     pub refresh_skew: String,
     pub insecure_dev_cookies: bool,
+    /// `cookie` or `redis`: where the session lives.
+    pub store: String,
 }
 
 impl Default for RawSession {
@@ -192,6 +195,7 @@ impl Default for RawSession {
             lifetime: "12h".into(),
             refresh_skew: "60s".into(),
             insecure_dev_cookies: false,
+            store: "cookie".into(),
         }
     }
 }
@@ -219,5 +223,21 @@ impl Default for RawIdentity {
             csrf_header: "x-csrf".into(),
             pass_access_token: false,
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RawRedis {
+    /// Empty: no Redis.
+    pub url: String,
+    pub key_prefix: String,
+    pub command_timeout: String,
+    pub connections: u32,
+}
+
+impl Default for RawRedis {
+    fn default() -> Self {
+        Self { url: String::new(), key_prefix: "portcullis:".into(), command_timeout: "250ms".into(), connections: 2 }
     }
 }

@@ -4,7 +4,8 @@
 use super::raw::{RawConfig, RawProvider, RawRoute};
 use super::{
     AuthConfig, BearerConfig, Config, IdentityConfig, LogConfig, LogFormat, Problem, ProviderConfig, ProviderKind,
-    RequestLimits, RouteConfig, RoutePolicy, ServerConfig, SessionConfig, UpstreamConfig, UpstreamTarget,
+    RedisConfig, RequestLimits, RouteConfig, RoutePolicy, ServerConfig, SessionConfig, StoreKind, UpstreamConfig,
+    UpstreamTarget,
 };
 use crate::oidc::metadata::CognitoIssuer;
 use crate::secret::Secret;
@@ -226,6 +227,12 @@ impl Checker<'_> {
                 if !raw.session.cookie_keys.is_empty() {
                     self.fail("session.cookie_keys", "are set but no [provider] is configured (set provider.kind)");
                 }
+                if !raw.redis.url.is_empty() {
+                    self.fail(
+                        "redis.url",
+                        "is set but no [provider] is configured: Redis holds sessions (set provider.kind)",
+                    );
+                }
                 return None;
             }
             "cognito" => ProviderKind::Cognito,
@@ -308,7 +315,19 @@ impl Checker<'_> {
             lifetime: self.duration("session.lifetime", &s.lifetime, false),
             refresh_skew: self.duration("session.refresh_skew", &s.refresh_skew, true),
             insecure_dev_cookies: s.insecure_dev_cookies,
+            store: match s.store.as_str() {
+                "cookie" => StoreKind::Cookie,
+                "redis" => StoreKind::Redis,
+                other => {
+                    self.fail("session.store", format!("{other:?} is not \"cookie\" or \"redis\""));
+                    StoreKind::Cookie
+                }
+            },
         };
+        let redis = self.redis(raw);
+        if session.store == StoreKind::Redis && redis.is_none() && raw.redis.url.is_empty() {
+            self.fail("session.store", "is \"redis\", but redis.url is not set (PORTCULLIS_REDIS__URL)");
+        }
 
         let id = &raw.identity;
         let names = [
@@ -365,7 +384,50 @@ impl Checker<'_> {
             required_scopes: b.required_scopes.clone(),
             required_groups: b.required_groups.clone(),
         };
-        Some(AuthConfig { public_url, provider, session, identity, bearer })
+        Some(AuthConfig { public_url, provider, session, identity, bearer, redis })
+    }
+
+    /// The `[redis]` section, when `url` is set. The URL is never quoted back: it may
+    /// hold a password.
+    fn redis(&mut self, raw: &RawConfig) -> Option<RedisConfig> {
+        let r = &raw.redis;
+        if r.url.is_empty() {
+            return None;
+        }
+        let command_timeout = self.duration("redis.command_timeout", &r.command_timeout, false);
+        if command_timeout > Duration::from_secs(5) {
+            self.fail(
+                "redis.command_timeout",
+                format!(
+                    "{:?} is longer than 5s: a request would wait that long for a Redis that is down",
+                    r.command_timeout
+                ),
+            );
+        }
+        if !(1..=64).contains(&r.connections) {
+            self.fail("redis.connections", format!("{} is not between 1 and 64", r.connections));
+        }
+        if r.key_prefix.is_empty() || r.key_prefix.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+            self.fail("redis.key_prefix", format!("{:?} must be non-empty, without spaces", r.key_prefix));
+        }
+        match url::Url::parse(&r.url) {
+            Ok(url) if matches!(url.scheme(), "redis" | "rediss") && url.host_str().is_some_and(|h| !h.is_empty()) => {
+                Some(RedisConfig {
+                    url: Secret::new(r.url.clone()),
+                    key_prefix: r.key_prefix.clone(),
+                    command_timeout,
+                    connections: r.connections.clamp(1, 64) as usize,
+                })
+            }
+            Ok(_) => {
+                self.fail("redis.url", "must be redis://host[:port][/db] or rediss://… (TLS)");
+                None
+            }
+            Err(_) => {
+                self.fail("redis.url", "is not a URL (expected redis://host[:port][/db] or rediss://…)");
+                None
+            }
+        }
     }
 
     fn required(&mut self, key: &str, value: &str) {

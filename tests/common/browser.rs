@@ -19,6 +19,21 @@ pub struct Setup {
     pub idp: DevIdp,
     pub gateway: crate::common::TestGateway,
     pub http: reqwest::Client,
+    /// The gateway's configuration, for [`Setup::replica`].
+    pub config: String,
+}
+
+impl Setup {
+    /// Another gateway with the same configuration (keys, provider, public URL) on a
+    /// port of its own: a second replica behind the same origin.
+    pub async fn replica(&self) -> crate::common::TestGateway {
+        let listen = format!("listen = \"{}\"", self.gateway.addr);
+        assert!(self.config.contains(&listen));
+        let replica =
+            crate::common::TestGateway::start(&self.config.replace(&listen, "listen = \"127.0.0.1:0\"")).await;
+        replica.ready().await;
+        replica
+    }
 }
 
 /// The provider (settings adjusted by `tweak`) and a gateway in front of an echo
@@ -40,6 +55,8 @@ pub struct Extra<'a> {
     /// `[[route]]` tables, before the standard ones (`/`, `/nocsrf/`, `/public/`);
     /// `{app}` in them stands for the echo upstream's address.
     pub routes: &'a str,
+    /// Whole sections, after `[session]` (e.g. `[redis]`).
+    pub sections: &'a str,
 }
 
 /// As [`setup_kind`], with lines added to `[provider]`, `[session]` and the routes.
@@ -55,7 +72,7 @@ pub async fn setup_provider(
     extra: Extra<'_>,
     provider: impl FnOnce(&DevIdp) -> String,
 ) -> Setup {
-    let Extra { provider: provider_lines, session, routes } = extra;
+    let Extra { provider: provider_lines, session, routes, sections } = extra;
     let port = crate::common::free_port();
     let origin = format!("http://127.0.0.1:{port}");
     let mut settings = Settings {
@@ -87,6 +104,7 @@ client_secret = "test-secret"
 cookie_keys = ["{KEY}"]
 insecure_dev_cookies = true
 {session}
+{sections}
 {routes}
 [[route]]
 prefix = "/"
@@ -111,7 +129,7 @@ public = true
         .build()
         .unwrap();
     gateway.ready().await;
-    Setup { idp, gateway, http }
+    Setup { idp, gateway, http, config }
 }
 
 impl Browser {

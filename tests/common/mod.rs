@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod chrome;
 pub mod idp;
+pub mod redis;
 pub mod upstream;
 
 use bytes::Bytes;
