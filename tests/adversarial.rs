@@ -297,7 +297,7 @@ async fn start() -> (Setup, Arc<AtomicUsize>) {
     gateway.ready().await;
     let http =
         reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(common::BOUND).build().unwrap();
-    (Setup { idp, gateway, http }, forwarded)
+    (Setup { idp, gateway, http, config }, forwarded)
 }
 
 #[tokio::test]

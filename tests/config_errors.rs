@@ -332,3 +332,43 @@ fn cognito_issuer_picks_the_issuer_form_and_issuer_endpoint_only_moves_the_fetch
     );
     assert_eq!(keys(&found), ["provider.issuer_endpoint"]);
 }
+
+#[test]
+fn redis_settings_are_checked_and_the_url_is_never_quoted_back() {
+    let login = |lines: &str| {
+        format!(
+            "[server]\npublic_url = \"https://app.example.com\"\n[provider]\nkind = \"oidc\"\nissuer = \"https://idp.example\"\n\
+             client_id = \"c\"\n[session]\ncookie_keys = [\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"]\n{lines}\n{MINIMAL}"
+        )
+    };
+    let url = "[redis]\nurl = \"redis://:s3cret@127.0.0.1:6379/0\"";
+    let config = load(&login(&format!("store = \"redis\"\n{url}")), &[]).expect("a valid Redis store");
+    let redis = config.auth.as_ref().unwrap().redis.as_ref().unwrap();
+    assert_eq!(
+        (redis.key_prefix.as_str(), redis.command_timeout.as_millis(), redis.connections),
+        ("portcullis:", 250, 2)
+    );
+    assert!(!format!("{config:?}").contains("s3cret"), "the URL's password is a secret");
+
+    let cases: [(&str, &[(&str, &str)], &[&str]); 6] = [
+        ("store = \"redis\"", &[], &["session.store"]),
+        ("store = \"memcached\"", &[], &["session.store"]),
+        ("[redis]\nurl = \"http://:s3cret@127.0.0.1/\"", &[], &["redis.url"]),
+        ("[redis]\nurl = \"s3cret\"", &[], &["redis.url"]),
+        (url, &[("PORTCULLIS_REDIS__COMMAND_TIMEOUT", "30s")], &["redis.command_timeout"]),
+        (
+            &"[redis]\nurl = \"rediss://127.0.0.1\"\nconnections = 0\nkey_prefix = \"\""[..],
+            &[],
+            &["redis.connections", "redis.key_prefix"],
+        ),
+    ];
+    for (lines, env, expected) in cases {
+        let found = problems(&login(lines), env);
+        assert_eq!(keys(&found), expected, "{lines}");
+        for problem in &found {
+            assert!(!problem.to_string().contains("s3cret"), "{problem}");
+        }
+    }
+    let env_url = load(&login("store = \"redis\""), &[("PORTCULLIS_REDIS__URL", "redis://127.0.0.1:6379/1")]);
+    assert!(env_url.is_ok(), "the URL from the environment: {env_url:?}");
+}

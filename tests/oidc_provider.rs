@@ -34,17 +34,22 @@ async fn oidc_provider(gateway_origin: &str) -> (common::ChildGuard, String) {
 }
 
 async fn gateway(port: u16, issuer: &str, client: &str, secret: &str) -> common::TestGateway {
+    let gateway = common::TestGateway::start(&config(port, issuer, client, secret, "").await).await;
+    gateway.ready().await;
+    gateway
+}
+
+/// A gateway's configuration at `http://localhost:{port}`, with `extra` lines after
+/// `[session]`'s.
+async fn config(port: u16, issuer: &str, client: &str, secret: &str, extra: &str) -> String {
     let app = upstream::echo().await;
     let secret = if secret.is_empty() { String::new() } else { format!("client_secret = \"{secret}\"\n") };
-    let gateway = common::TestGateway::start(&format!(
+    format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:0\"\npublic_url = \"http://localhost:{port}\"\n\
          [provider]\nkind = \"oidc\"\nissuer = \"{issuer}\"\nclient_id = \"{client}\"\n{secret}groups_claim = \"groups\"\n\
          [session]\ncookie_keys = [\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"]\ninsecure_dev_cookies = true\nrefresh_skew = \"1s\"\n\
-         [[route]]\nprefix = \"/\"\nupstream = \"http://{app}\"\n"
-    ))
-    .await;
-    gateway.ready().await;
-    gateway
+         {extra}\n[[route]]\nprefix = \"/\"\nupstream = \"http://{app}\"\n"
+    )
 }
 
 /// oidc-provider's development login, then its consent page.
@@ -155,4 +160,57 @@ async fn public_client_logs_in_with_pkce_alone() {
     browser.wait().at_most(common::BOUND).for_url(&url::Url::parse(&home).unwrap()).await.unwrap();
     assert_eq!(upstream::seen(&page_json(&browser).await, "x-user-name"), ["alice"]);
     browser.close().await.unwrap();
+}
+
+/// Two replicas sharing Redis behind one origin, with oidc-provider's rotating refresh
+/// tokens (a reused one revokes the whole grant): signed in through the first, 30
+/// concurrent requests of the expired session spread over both, then a late request
+/// with the pre-rotation cookie on the second. One refresh, no grant revoked.
+async fn two_replicas_share_one_rotating_refresh(store: &str) {
+    let redis = common::redis::RedisServer::start().await;
+    let (_driver, driver_port) = chromedriver().await;
+    let port = free_port();
+    let home = format!("http://localhost:{port}/");
+    let (_provider, issuer) = oidc_provider(&format!("http://localhost:{port}")).await;
+    let extra = format!("store = \"{store}\"\n{}", redis.section());
+    let config = config(port, &issuer, "confidential", "confidential-secret", &extra).await;
+    let first = common::TestGateway::start(&config).await;
+    let listen = format!("listen = \"127.0.0.1:{port}\"");
+    let second = common::TestGateway::start(&config.replace(&listen, "listen = \"127.0.0.1:0\"")).await;
+    first.ready().await;
+    second.ready().await;
+    let browser = chromium(driver_port).await;
+    browser.goto(&home).await.unwrap();
+    sign_in(&browser).await;
+    browser.wait().at_most(common::BOUND).for_url(&url::Url::parse(&home).unwrap()).await.unwrap();
+    assert_eq!(upstream::seen(&page_json(&browser).await, "x-user-name"), ["alice"]);
+
+    tokio::time::sleep(Duration::from_millis(3500)).await; // past the 3-second access token
+    let old = cookie_header(&browser).await;
+    let http = reqwest::Client::new();
+    let calls: Vec<_> = (0..30)
+        .map(|i| {
+            let gateway = if i % 2 == 0 { &first } else { &second };
+            http.get(gateway.url("/api")).header("cookie", &old).header("accept", "application/json").send()
+        })
+        .collect();
+    let statuses: Vec<u16> =
+        futures_util::future::join_all(calls).await.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{store}: {statuses:?}");
+    let late = http.get(second.url("/late")).header("cookie", &old).header("accept", "application/json").send();
+    assert_eq!(late.await.unwrap().status(), 200, "{store}: the late request on the other replica");
+    let after = counters(&issuer).await;
+    assert_eq!(after["refresh_token"], 1, "{store}: one refresh for both replicas: {after}");
+    assert_eq!(after["grants_revoked"], 0, "{store}: no rotated refresh token was reused: {after}");
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_replicas_with_cookie_sessions_share_one_rotating_refresh() {
+    two_replicas_share_one_rotating_refresh("cookie").await;
+}
+
+#[tokio::test]
+async fn two_replicas_with_redis_sessions_share_one_rotating_refresh() {
+    two_replicas_share_one_rotating_refresh("redis").await;
 }
