@@ -593,6 +593,32 @@ def startup(args):
     print("%.1f %s" % (statistics.median(times), ",".join("%.1f" % t for t in times)))
 
 
+def redis_commands(args):
+    """total_commands_processed of a Redis server (INFO stats), over a raw socket."""
+    with socket.create_connection(("127.0.0.1", args.port), timeout=5) as conn:
+        conn.sendall(b"INFO stats\r\n")
+        header = b""
+        while not header.endswith(b"\r\n"):
+            chunk = conn.recv(1)
+            if not chunk:
+                raise Fail("redis closed the connection")
+            header += chunk
+        if not header.startswith(b"$"):
+            raise Fail("INFO answered %r" % header)
+        length = int(header[1:-2])
+        body = b""
+        while len(body) < length + 2:
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise Fail("redis closed the connection")
+            body += chunk
+    for line in body.decode().splitlines():
+        if line.startswith("total_commands_processed:"):
+            print(int(line.split(":", 1)[1]))
+            return
+    raise Fail("INFO stats has no total_commands_processed")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd_name", required=True)
@@ -647,6 +673,9 @@ def main():
                    help="then keep the connections idle this long and count those the gateway closed")
     i.add_argument("--time-limit", type=float, default=120.0)
     i.set_defaults(func=idle_conns)
+    r = sub.add_parser("redis-commands", help="commands a Redis server has processed (INFO stats)")
+    r.add_argument("--port", type=int, required=True)
+    r.set_defaults(func=redis_commands)
     args = ap.parse_args()
     try:
         args.func(args)

@@ -24,6 +24,7 @@ results to summary.json (keys `memory_sessions`, `memory_idle_connections`, `ref
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -159,6 +160,13 @@ def cmd_table(args):
                     path[: -len(".txt")] + ".cpu.json", runs[-1]["requests"], direct=t == "direct"
                 )
             errs = sum(sum(run["errors"].values()) for run in runs)
+            # The Redis store's commands during each run (bench/run counts them).
+            store = []
+            for r in range(1, args.repeats + 1):
+                counted = "%s/%s_c%d_r%d.redis_commands" % (args.dir, t, c, r)
+                if os.path.exists(counted):
+                    with open(counted, encoding="utf-8") as f:
+                        store.append(int(f.read().strip()))
             rows[(t, c)] = {
                 "rps": statistics.median(run["rps"] for run in runs),
                 "p50": statistics.median(run["p50_us"] for run in runs),
@@ -167,6 +175,8 @@ def cmd_table(args):
                 "errors": errs,
                 "requests": sum(run["requests"] for run in runs),
             }
+            if store:
+                rows[(t, c)]["redis_commands"] = sum(store)
             if all(run["cpu"] for run in runs):
                 rows[(t, c)]["cpu_us"] = {
                     part: statistics.median(run["cpu"][part] for run in runs) for part in CPU_PARTS
@@ -219,6 +229,14 @@ def cmd_table(args):
                 )
     if all("cpu_us" in row for row in rows.values()):
         print_cpu_table(rows, targets, conns)
+    for (t, c), row in sorted(rows.items()):
+        if "redis_commands" in row:
+            print()
+            print(
+                "Redis round trips, %s c=%d: %d commands over %d requests (%.4f per request; the "
+                "subscription's pings every 5 s included)"
+                % (t, c, row["redis_commands"], row["requests"], row["redis_commands"] / max(row["requests"], 1))
+            )
     bad = [(t, c, rows[(t, c)]["errors"]) for (t, c) in rows if rows[(t, c)]["errors"]]
     if bad:
         print()
@@ -306,21 +324,27 @@ def cmd_budget(args):
             "< %.0f ms" % BUDGET_READY_MS,
             verdict(args.ready_ms < BUDGET_READY_MS),
         ))
-    live = rows.get("memory_sessions")
-    label = "Portcullis RSS with %d live sessions" % BUDGET_SESSIONS
-    budget = "<= %d MiB" % (BUDGET_SESSIONS_RSS_KB // 1024)
-    if live is None:
-        checks.append((label, "not measured", budget, "n/a"))
-    else:
-        rss = live["after"]["rss_kb"]
-        measured = "%.1f MiB (%d kB)" % (rss / 1024, rss)
-        if live["sessions"] < BUDGET_SESSIONS:
-            checks.append((label, "%s with only %d sessions" % (measured, live["sessions"]), budget, "n/a"))
-        elif live["failed"]:
-            checks.append((label, "%s, but %d sign-ins/requests failed" % (measured, live["failed"]),
-                           budget, "**MISS**"))
-        else:
-            checks.append((label, measured, budget, verdict(rss <= BUDGET_SESSIONS_RSS_KB)))
+    # The Redis store (scale-out issue): signed in through it at least nginx forwarding a
+    # bare GET, and within 64 MiB with 10,000 live sessions.
+    for c in conns:
+        red = rows.get("redis_c%d" % c)
+        ngx = rows.get("nginx_c%d" % c)
+        label = "signed in, Redis store, req/s vs nginx, c=%d" % c
+        if red is None or ngx is None:
+            checks.append((label, "not measured", ">= %.2fx" % BUDGET_RPS_VS_NGINX, "n/a"))
+            continue
+        ratio = red.get("vs_nginx_paired", red["rps"] / ngx["rps"] if ngx["rps"] else 0.0)
+        checks.append((label, "%.2fx (paired; medians %.0f / %.0f)" % (ratio, red["rps"], ngx["rps"]),
+                       ">= %.2fx" % BUDGET_RPS_VS_NGINX, verdict(ratio >= BUDGET_RPS_VS_NGINX)))
+        if "redis_commands" in red:
+            checks.append(("Redis commands per repeat request, c=%d" % c,
+                           "%.4f (%d over %d requests)" % (red["redis_commands"] / max(red["requests"], 1),
+                                                           red["redis_commands"], red["requests"]),
+                           "goal: 0", "-"))
+    for key, label in (("memory_sessions", "Portcullis RSS with %d live sessions" % BUDGET_SESSIONS),
+                       ("memory_sessions_redis",
+                        "Portcullis (Redis store) RSS with %d live sessions" % BUDGET_SESSIONS)):
+        live_sessions_check(rows.get(key), label, checks, verdict)
     print("### Budget")
     print()
     print("| check | measured | budget | result |")
@@ -333,6 +357,22 @@ def cmd_budget(args):
         "Budget: %d PASS, %d MISS, %d not measured."
         % (verdicts.count("PASS"), verdicts.count("**MISS**"), verdicts.count("n/a"))
     )
+
+
+def live_sessions_check(live, label, checks, verdict):
+    """The RSS-with-live-sessions check of one gateway (`stages --sessions*`)."""
+    budget = "<= %d MiB" % (BUDGET_SESSIONS_RSS_KB // 1024)
+    if live is None:
+        checks.append((label, "not measured", budget, "n/a"))
+        return
+    rss = live["after"]["rss_kb"]
+    measured = "%.1f MiB (%d kB)" % (rss / 1024, rss)
+    if live["sessions"] < BUDGET_SESSIONS:
+        checks.append((label, "%s with only %d sessions" % (measured, live["sessions"]), budget, "n/a"))
+    elif live["failed"]:
+        checks.append((label, "%s, but %d sign-ins/requests failed" % (measured, live["failed"]), budget, "**MISS**"))
+    else:
+        checks.append((label, measured, budget, verdict(rss <= BUDGET_SESSIONS_RSS_KB)))
 
 
 def mib(kb):
@@ -442,6 +482,16 @@ def cmd_stages(args):
         with open(args.sessions, encoding="utf-8") as f:
             extra["memory_sessions"] = json.load(f)
         parts.append(lambda o: stage_sessions(extra["memory_sessions"], o))
+    if args.sessions_redis:
+        with open(args.sessions_redis, encoding="utf-8") as f:
+            extra["memory_sessions_redis"] = json.load(f)
+
+        def redis_part(o):
+            o.append("**With the Redis store** (the second gateway, `session.store = \"redis\"`):")
+            o.append("")
+            stage_sessions(extra["memory_sessions_redis"], o)
+
+        parts.append(redis_part)
     if args.idle:
         with open(args.idle, encoding="utf-8") as f:
             extra["memory_idle_connections"] = json.load(f)
@@ -491,6 +541,7 @@ def main():
     b.set_defaults(func=cmd_budget)
     g = sub.add_parser("stages", help="print the memory and refresh section, add it to summary.json")
     g.add_argument("--sessions", help="JSON of `gateway_helper.py sessions`")
+    g.add_argument("--sessions-redis", help="JSON of `gateway_helper.py sessions` against the Redis-store gateway")
     g.add_argument("--idle", help="JSON of `gateway_helper.py idle-conns`")
     g.add_argument("--idle-skipped", help="why the idle-connections stage did not run")
     g.add_argument("--refresh", help="JSON of `gateway_helper.py refresh`")

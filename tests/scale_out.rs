@@ -265,3 +265,20 @@ async fn without_redis_the_gateway_is_ready_and_a_login_is_a_503_page() {
     let metrics = reqwest::get(s.gateway.admin_url("/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("portcullis_store_errors_total{op=\"set\"}"), "{metrics}");
 }
+
+/// `rediss://`: the gateway speaks TLS to Redis, trusting the CA of `redis.ca_file`.
+#[tokio::test]
+async fn rediss_urls_speak_tls_to_redis_with_a_private_ca() {
+    let redis = RedisServer::start_tls().await;
+    let ca = redis.ca_file.as_ref().unwrap().to_str().unwrap().to_owned();
+    let sections = format!("{}ca_file = \"{ca}\"\n", redis.section());
+    assert!(sections.contains("rediss://"));
+    let s =
+        setup_with("cognito", |_| {}, Extra { session: "store = \"redis\"", sections: &sections, ..Extra::default() })
+            .await;
+    let mut browser = Browser::default();
+    assert_eq!(browser.log_in(&s, "%2F").await.status(), 302);
+    assert_eq!(redis.keys("portcullis:session:*").await.len(), 1, "the record went over TLS");
+    let reply = api(&s, &s.gateway, &Browser::cookie_header(&browser.gateway)).await;
+    assert_eq!(reply.status(), 200);
+}

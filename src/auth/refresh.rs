@@ -95,12 +95,15 @@ impl Exchanged {
         }
     }
 
-    /// The result as shared with the other replicas (sealed: it holds tokens), and
-    /// for how long; failures are not shared.
-    fn shared(&self, sealer: &Sealer) -> Option<(Vec<u8>, Duration)> {
+    /// The result as shared with the other replicas, and for how long; failures are
+    /// not shared. Sealed (it holds tokens) under a name that binds in the refresh's
+    /// `id`: a result copied under another session's key by someone with write access
+    /// to Redis does not open there.
+    fn shared(&self, id: &str, sealer: &Sealer) -> Option<(Vec<u8>, Duration)> {
         let bytes = match self {
             Exchanged::Refreshed(session) => {
-                let sealed = sealer.seal(SHARED, &serde_json::to_vec(&**session).expect("a session serializes"));
+                let plain = serde_json::to_vec(&**session).expect("a session serializes");
+                let sealed = sealer.seal(&format!("{SHARED}:{id}"), &plain);
                 [b"R".as_slice(), sealed.as_bytes()].concat()
             }
             Exchanged::Ended => b"E".to_vec(),
@@ -109,12 +112,15 @@ impl Exchanged {
         Some((bytes, LATE_REQUEST_GRACE))
     }
 
-    fn from_shared(bytes: &[u8], sealer: &Sealer) -> Option<Exchanged> {
+    /// A shared result for the refresh `id` of `before`; one of another sign-in is
+    /// refused even when it opens.
+    fn from_shared(bytes: &[u8], id: &str, before: &Session, sealer: &Sealer) -> Option<Exchanged> {
         match bytes.split_first()? {
             (b'E', []) => Some(Exchanged::Ended),
             (b'R', sealed) => {
-                let plain = sealer.open(SHARED, std::str::from_utf8(sealed).ok()?)?;
-                Some(Exchanged::Theirs(Arc::new(serde_json::from_slice(&plain).ok()?)))
+                let plain = sealer.open(&format!("{SHARED}:{id}"), std::str::from_utf8(sealed).ok()?)?;
+                let session: Session = serde_json::from_slice(&plain).ok()?;
+                (session.sid == before.sid && session.sub == before.sub).then(|| Exchanged::Theirs(Arc::new(session)))
             }
             _ => None,
         }
@@ -174,9 +180,9 @@ impl Refresher {
                 cluster,
                 &id,
                 owner.refresh_bound(),
-                |bytes| Exchanged::from_shared(bytes, &owner.sealer),
+                |bytes| Exchanged::from_shared(bytes, &id, &session, &owner.sealer),
                 || here.take().expect("the exchange is asked for once")(),
-                |exchanged| exchanged.shared(&owner.sealer),
+                |exchanged| exchanged.shared(&id, &owner.sealer),
             )
             .await;
             match (shared, owner.config.session.store) {
@@ -493,6 +499,33 @@ mod tests {
         let again = refresher.once([3; 32], counted(&exchanges, 0, Exchanged::Ended)).await;
         assert!(matches!(again, Outcome::Ended), "asked again, not told the dead one was unavailable");
         assert_eq!(exchanges.load(Ordering::SeqCst), 1);
+    }
+
+    fn session(sid: &str) -> Session {
+        serde_json::from_value(serde_json::json!({
+            "sid": sid, "sub": "s", "username": null, "email": null, "email_verified": null,
+            "groups": [], "scope": "", "profile": {}, "access_token": "a", "refresh_token": "r",
+            "id_token": null, "access_expires_at": 1, "expires_at": 2,
+        }))
+        .unwrap()
+    }
+
+    /// A result shared through Redis opens only for the refresh and the sign-in it was
+    /// made for: one copied under another key, or made for another session, is refused.
+    #[test]
+    fn a_shared_result_opens_only_for_its_own_refresh() {
+        let sealer = Sealer::new(&[vec![7; 32]]).unwrap();
+        let (mine, other) = (session("mine"), session("other"));
+        let shared = Exchanged::Refreshed(Arc::new(mine.clone())).shared("id-1", &sealer).unwrap().0;
+        let opened = Exchanged::from_shared(&shared, "id-1", &mine, &sealer);
+        assert!(matches!(opened, Some(Exchanged::Theirs(s)) if s.sid == "mine"));
+        assert!(Exchanged::from_shared(&shared, "id-2", &mine, &sealer).is_none(), "copied under another key");
+        assert!(Exchanged::from_shared(&shared, "id-1", &other, &sealer).is_none(), "another sign-in's");
+        let other_keys = Sealer::new(&[vec![8; 32]]).unwrap();
+        assert!(Exchanged::from_shared(&shared, "id-1", &mine, &other_keys).is_none());
+        assert!(Exchanged::Unavailable.shared("id-1", &sealer).is_none(), "failures are not shared");
+        let ended = Exchanged::Ended.shared("id-1", &sealer).unwrap().0;
+        assert!(matches!(Exchanged::from_shared(&ended, "id-1", &mine, &sealer), Some(Exchanged::Ended)));
     }
 
     /// The only request waiting gives up (its client went away) while the provider

@@ -49,7 +49,13 @@ impl Cluster {
     /// The connections, not yet made (see rule 3). Fails only for a URL the client
     /// cannot use, which `check` has already caught.
     pub fn new(config: &RedisConfig, errors: StoreErrors) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(config.url.expose().as_str())?;
+        let client = match &config.ca_pem {
+            None => redis::Client::open(config.url.expose().as_str())?,
+            Some(pem) => redis::Client::build_with_tls(
+                config.url.expose().as_str(),
+                redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) },
+            )?,
+        };
         let manager_config = redis::aio::ConnectionManagerConfig::new()
             .set_response_timeout(Some(config.command_timeout))
             .set_connection_timeout(Some(config.command_timeout))

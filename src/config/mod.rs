@@ -67,6 +67,8 @@ pub struct RedisConfig {
     pub command_timeout: Duration,
     /// Multiplexed connections, taken in turn.
     pub connections: usize,
+    /// The CAs trusted for `rediss://` instead of the system's roots (PEM, read at start).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// `Authorization: Bearer` access tokens from API clients (off by default).

@@ -234,10 +234,18 @@ pub struct RawRedis {
     pub key_prefix: String,
     pub command_timeout: String,
     pub connections: u32,
+    /// PEM file of the CAs trusted for `rediss://` (empty: the system's roots).
+    pub ca_file: String,
 }
 
 impl Default for RawRedis {
     fn default() -> Self {
-        Self { url: String::new(), key_prefix: "portcullis:".into(), command_timeout: "250ms".into(), connections: 2 }
+        Self {
+            url: String::new(),
+            key_prefix: "portcullis:".into(),
+            command_timeout: "250ms".into(),
+            connections: 2,
+            ca_file: String::new(),
+        }
     }
 }

@@ -410,13 +410,31 @@ impl Checker<'_> {
         if r.key_prefix.is_empty() || r.key_prefix.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
             self.fail("redis.key_prefix", format!("{:?} must be non-empty, without spaces", r.key_prefix));
         }
+        let ca_pem = match r.ca_file.as_str() {
+            "" => None,
+            path => match std::fs::read(path) {
+                Ok(pem) if pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") => Some(pem),
+                Ok(_) => {
+                    self.fail("redis.ca_file", format!("{path:?} holds no PEM certificate"));
+                    None
+                }
+                Err(err) => {
+                    self.fail("redis.ca_file", format!("cannot read {path:?}: {err}"));
+                    None
+                }
+            },
+        };
         match url::Url::parse(&r.url) {
             Ok(url) if matches!(url.scheme(), "redis" | "rediss") && url.host_str().is_some_and(|h| !h.is_empty()) => {
+                if ca_pem.is_some() && url.scheme() != "rediss" {
+                    self.fail("redis.ca_file", "is set, but redis.url is not rediss:// (TLS)");
+                }
                 Some(RedisConfig {
                     url: Secret::new(r.url.clone()),
                     key_prefix: r.key_prefix.clone(),
                     command_timeout,
                     connections: r.connections.clamp(1, 64) as usize,
+                    ca_pem,
                 })
             }
             Ok(_) => {
