@@ -282,3 +282,27 @@ async fn rediss_urls_speak_tls_to_redis_with_a_private_ca() {
     let reply = api(&s, &s.gateway, &Browser::cookie_header(&browser.gateway)).await;
     assert_eq!(reply.status(), 200);
 }
+
+/// With cookie sessions, a sign-out made while Redis hangs holds at once on the replica
+/// that made it, and on the others as soon as Redis answers again.
+#[tokio::test]
+async fn a_sign_out_made_while_redis_hangs_reaches_the_other_replicas_once_it_is_back() {
+    let redis = RedisServer::start().await;
+    let (s, replica, browser) = two_replicas(&redis, "cookie", 3600, "60s").await;
+    let cookies = Browser::cookie_header(&browser.gateway);
+    assert_eq!(api(&s, &replica, &cookies).await.status(), 200);
+    redis.freeze();
+    let logout = s
+        .http
+        .post(s.gateway.url("/auth/logout"))
+        .header("cookie", &cookies)
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 303, "signed out here even without Redis");
+    assert_eq!(api(&s, &s.gateway, &cookies).await.status(), 401);
+    redis.thaw();
+    let took = until_status(&s, &[&replica], &cookies, 401).await;
+    assert!(took < Duration::from_secs(3), "the other replica refuses it {took:?} after Redis is back");
+}

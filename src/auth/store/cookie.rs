@@ -5,8 +5,8 @@
 //! (`signed_out.rs`). With `[redis]`, the sign-out is also written to
 //! `{prefix}signed_out:{sid}` (expiring with the session) and announced to the other
 //! replicas, which refuse it within the event's delivery; a replica that (re)subscribes
-//! reads them all again. Without Redis, or while it is down, a sign-out holds in this
-//! process only (logged).
+//! reads them all again. Without Redis, a sign-out holds in this process only; while
+//! Redis is down, until it answers again (tried every second, logged).
 
 use super::super::opened::OpenedSessions;
 use super::super::session::Session;
@@ -17,6 +17,17 @@ use crate::cluster::events::Event;
 use crate::cluster::{Cluster, When};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How often a sign-out that could not be shared is tried again.
+const RETRY_SIGN_OUT: Duration = Duration::from_secs(1);
+
+/// `{prefix}signed_out:{sid}` until the session's end, and the event for the replicas
+/// following now.
+async fn share_sign_out(cluster: &Cluster, sid: &str, until: u64) -> Result<(), crate::cluster::ClusterError> {
+    let ttl = Duration::from_secs(until.saturating_sub(crate::oidc::now_secs()).max(1));
+    cluster.set(&cluster.key("signed_out", sid), until.to_string().as_bytes(), ttl, When::Always).await?;
+    cluster.publish(&Event::SignedOut { sid: sid.to_owned(), until }).await
+}
 
 /// Bound on the keys read when resynchronizing sign-outs (SCAN rounds of 1000).
 const MAX_SCAN_ROUNDS: usize = 1000;
@@ -46,15 +57,23 @@ impl CookieStore {
     pub async fn end(&self, session: &Session, now: u64) -> Result<(), StoreUnavailable> {
         self.signed_out.insert(&session.sid, session.expires_at, now);
         let Some(cluster) = &self.cluster else { return Ok(()) };
-        let ttl = Duration::from_secs(session.expires_at.saturating_sub(now).max(1));
-        let key = cluster.key("signed_out", &session.sid);
-        let shared = async {
-            cluster.set(&key, session.expires_at.to_string().as_bytes(), ttl, When::Always).await?;
-            cluster.publish(&Event::SignedOut { sid: session.sid.clone(), until: session.expires_at }).await
-        };
-        // Degraded, not refused: the user is signed out here and the cookies cleared.
-        if let Err(err) = shared.await {
-            tracing::error!(error = %err, "the sign-out holds on this replica only: Redis is unavailable");
+        // Degraded, not refused: the user is signed out here and the cookies cleared;
+        // the other replicas are told once Redis answers again.
+        if let Err(err) = share_sign_out(cluster, &session.sid, session.expires_at).await {
+            tracing::error!(
+                error = %err,
+                "the sign-out holds on this replica only until Redis answers again; retrying every second"
+            );
+            let (cluster, sid, until) = (cluster.clone(), session.sid.clone(), session.expires_at);
+            tokio::spawn(async move {
+                while crate::oidc::now_secs() < until {
+                    tokio::time::sleep(RETRY_SIGN_OUT).await;
+                    if share_sign_out(&cluster, &sid, until).await.is_ok() {
+                        tracing::info!("a sign-out made while Redis was unavailable now holds on every replica");
+                        return;
+                    }
+                }
+            });
         }
         Ok(())
     }
