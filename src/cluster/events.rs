@@ -2,7 +2,7 @@
 //! replica changed that the others hold in memory.
 //!
 //! - `session <sid>`: a session record was refreshed or ended: drop it from the caches.
-//! - `signed_out <sid> <until>`: a cookie session was signed out (or revoked): refuse
+//! - `signed_out <sid> <until>`: a cookie session was signed out: refuse
 //!   it until it would have ended anyway.
 //!
 //! Pub/sub delivers to whoever listens at the moment, nothing more. So every time the

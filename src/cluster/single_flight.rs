@@ -12,8 +12,8 @@
 //! 3. The result is read before and after the lock is taken: one written in between
 //!    is not run again.
 //! 4. Waiting is bounded by `bound` and polls every [`POLL`]; a holder that never
-//!    writes a result (its process died mid-refresh) is a timeout, which the caller
-//!    treats like an unreachable provider.
+//!    writes a result (its process died mid-refresh) is a timeout: the caller decides
+//!    (the Redis store answers 503; cookie sessions refresh in this process).
 //! 5. The lock is released only if it is still this instance's (compare and delete).
 
 use super::{Cluster, ClusterError, When};

@@ -5,7 +5,7 @@
 //! - `cookie.rs` (`session.store = "cookie"`, the default): the sealed session is the
 //!   cookie, chunked; sign-outs are remembered by session id until the session would
 //!   have ended (shared through Redis when `[redis]` is set).
-//! - `redis.rs` (`"redis"`): the browser holds a sealed handle (one cookie, ~70 bytes);
+//! - `redis.rs` (`"redis"`): the browser holds a sealed handle (one cookie, ~110 bytes);
 //!   the sealed record lives in Redis, cached per process and kept true by the other
 //!   replicas' events.
 //!
