@@ -190,6 +190,7 @@ async fn logout_holds_on_every_replica(store: &str) {
         .unwrap();
     assert_eq!(logout.status(), 303);
     let took = until_status(&s, &[&replica, &s.gateway], &cookies, 401).await;
+    eprintln!("{store}: the old cookie was refused on both replicas {took:?} after the logout answered");
     assert!(took < Duration::from_secs(1), "{store}: refused everywhere after {took:?}");
     let later = s.replica().await;
     assert_eq!(api(&s, &later, &cookies).await.status(), 401, "{store}: a replica started later refuses it");
