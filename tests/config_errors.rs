@@ -350,14 +350,15 @@ fn redis_settings_are_checked_and_the_url_is_never_quoted_back() {
     );
     assert!(!format!("{config:?}").contains("s3cret"), "the URL's password is a secret");
 
-    let cases: [(&str, &[(&str, &str)], &[&str]); 6] = [
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case; 6] = [
         ("store = \"redis\"", &[], &["session.store"]),
         ("store = \"memcached\"", &[], &["session.store"]),
         ("[redis]\nurl = \"http://:s3cret@127.0.0.1/\"", &[], &["redis.url"]),
         ("[redis]\nurl = \"s3cret\"", &[], &["redis.url"]),
         (url, &[("PORTCULLIS_REDIS__COMMAND_TIMEOUT", "30s")], &["redis.command_timeout"]),
         (
-            &"[redis]\nurl = \"rediss://127.0.0.1\"\nconnections = 0\nkey_prefix = \"\""[..],
+            "[redis]\nurl = \"rediss://127.0.0.1\"\nconnections = 0\nkey_prefix = \"\"",
             &[],
             &["redis.connections", "redis.key_prefix"],
         ),

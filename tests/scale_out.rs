@@ -46,6 +46,12 @@ async fn api(s: &Setup, gateway: &TestGateway, cookies: &str) -> reqwest::Respon
         .unwrap()
 }
 
+/// `POST /auth/logout` from the app's own page.
+async fn logout(s: &Setup, gateway: &TestGateway, cookies: &str) -> reqwest::Response {
+    let request = s.http.post(gateway.url("/auth/logout")).header("cookie", cookies);
+    request.header("sec-fetch-site", "same-origin").send().await.unwrap()
+}
+
 async fn json(reply: reqwest::Response) -> serde_json::Value {
     reply.json().await.unwrap()
 }
@@ -180,14 +186,7 @@ async fn logout_holds_on_every_replica(store: &str) {
     for gateway in [&s.gateway, &replica] {
         assert_eq!(api(&s, gateway, &cookies).await.status(), 200, "{store}: cached on both");
     }
-    let logout = s
-        .http
-        .post(s.gateway.url("/auth/logout"))
-        .header("cookie", &cookies)
-        .header("sec-fetch-site", "same-origin")
-        .send()
-        .await
-        .unwrap();
+    let logout = logout(&s, &s.gateway, &cookies).await;
     assert_eq!(logout.status(), 303);
     let took = until_status(&s, &[&replica, &s.gateway], &cookies, 401).await;
     eprintln!("{store}: the old cookie was refused on both replicas {took:?} after the logout answered");
@@ -296,14 +295,7 @@ async fn a_sign_out_made_while_redis_hangs_reaches_the_other_replicas_once_it_is
     let cookies = Browser::cookie_header(&browser.gateway);
     assert_eq!(api(&s, &replica, &cookies).await.status(), 200);
     redis.freeze();
-    let logout = s
-        .http
-        .post(s.gateway.url("/auth/logout"))
-        .header("cookie", &cookies)
-        .header("sec-fetch-site", "same-origin")
-        .send()
-        .await
-        .unwrap();
+    let logout = logout(&s, &s.gateway, &cookies).await;
     assert_eq!(logout.status(), 303, "signed out here even without Redis");
     assert_eq!(api(&s, &s.gateway, &cookies).await.status(), 401);
     redis.thaw();
