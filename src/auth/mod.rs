@@ -157,7 +157,7 @@ impl Auth {
             store::Presented::Nothing => Ok(None),
             store::Presented::Session(session) => Ok(Some(session)),
             // Boxed: the Redis read is a large future, on a path the hot one skips.
-            handle => Box::pin(self.store.resolve(handle, &self.sealing(), now)).await,
+            store::Presented::Handle(sid) => Box::pin(self.store.fetch(&sid, &self.sealing(), now)).await,
         }
     }
 

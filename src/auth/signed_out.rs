@@ -1,10 +1,10 @@
-//! Sessions signed out at this instance, refused until they would have ended anyway.
+//! Cookie sessions signed out, refused until they would have ended anyway.
 //!
 //! A cookie session lives in the browser, so logout alone cannot take back a copy
 //! somebody kept: without this list, a replayed cookie would work until its access
 //! token expired. The list holds the session ids (`Session::sid`) of sign-outs, each
-//! until that session's end, in memory: it is not shared between replicas (a shared
-//! server-side store is the way to close that).
+//! until that session's end, in memory; with `[redis]` the cookie store fills it with
+//! the other replicas' sign-outs too (`store/cookie.rs`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

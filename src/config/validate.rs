@@ -325,7 +325,7 @@ impl Checker<'_> {
             },
         };
         let redis = self.redis(raw);
-        if session.store == StoreKind::Redis && redis.is_none() && raw.redis.url.is_empty() {
+        if session.store == StoreKind::Redis && raw.redis.url.is_empty() {
             self.fail("session.store", "is \"redis\", but redis.url is not set (PORTCULLIS_REDIS__URL)");
         }
 

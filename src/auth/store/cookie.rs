@@ -87,28 +87,21 @@ impl CookieStore {
     /// Reads every sign-out again from Redis.
     pub async fn resync(&self) {
         let Some(cluster) = &self.cluster else { return };
+        if let Err(err) = self.read_sign_outs(cluster).await {
+            tracing::warn!(error = %err, "could not read the sign-outs of the other replicas");
+        }
+    }
+
+    async fn read_sign_outs(&self, cluster: &Cluster) -> Result<(), crate::cluster::ClusterError> {
         let now = crate::oidc::now_secs();
-        let pattern = cluster.key("signed_out", "*");
+        let (pattern, prefix) = (cluster.key("signed_out", "*"), cluster.key("signed_out", ""));
         let mut cursor = 0u64;
         for _ in 0..MAX_SCAN_ROUNDS {
             let mut scan = ::redis::cmd("SCAN");
             scan.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000);
-            let (next, keys): (u64, Vec<String>) = match cluster.run("scan", &scan).await {
-                Ok(page) => page,
-                Err(err) => {
-                    tracing::warn!(error = %err, "could not read the sign-outs of the other replicas");
-                    return;
-                }
-            };
+            let (next, keys): (u64, Vec<String>) = cluster.run("scan", &scan).await?;
             if !keys.is_empty() {
-                let values: Vec<Option<String>> = match cluster.run("mget", ::redis::cmd("MGET").arg(&keys)).await {
-                    Ok(values) => values,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "could not read the sign-outs of the other replicas");
-                        return;
-                    }
-                };
-                let prefix = cluster.key("signed_out", "");
+                let values: Vec<Option<String>> = cluster.run("mget", ::redis::cmd("MGET").arg(&keys)).await?;
                 for (key, until) in keys.iter().zip(values) {
                     if let (Some(sid), Some(until)) = (key.strip_prefix(&prefix), until.and_then(|u| u.parse().ok())) {
                         self.signed_out.insert(sid, until, now);
@@ -116,9 +109,10 @@ impl CookieStore {
                 }
             }
             if next == 0 {
-                return;
+                break;
             }
             cursor = next;
         }
+        Ok(())
     }
 }

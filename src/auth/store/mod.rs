@@ -60,18 +60,16 @@ impl SessionStore {
         }
     }
 
-    /// The session of a [`Presented::Handle`] (other presentations answer at once).
-    pub async fn resolve(
+    /// The session a [`Presented::Handle`] names (only the Redis store presents those).
+    pub async fn fetch(
         &self,
-        presented: Presented,
+        sid: &str,
         sealing: &Sealing<'_>,
         now: u64,
     ) -> Result<Option<Arc<Session>>, StoreUnavailable> {
-        match (presented, self) {
-            (Presented::Nothing, _) => Ok(None),
-            (Presented::Session(session), _) => Ok(Some(session)),
-            (Presented::Handle(sid), SessionStore::Redis(store)) => store.fetch(&sid, sealing, now).await,
-            (Presented::Handle(_), SessionStore::Cookie(_)) => Ok(None),
+        match self {
+            SessionStore::Cookie(_) => Ok(None),
+            SessionStore::Redis(store) => store.fetch(sid, sealing, now).await,
         }
     }
 
@@ -124,11 +122,6 @@ impl SessionStore {
             SessionStore::Cookie(store) => store.end(session, now).await,
             SessionStore::Redis(store) => store.end(session).await,
         }
-    }
-
-    /// Expires every session cookie the request carries, of either store.
-    pub fn clear_cookies(request: &HeaderMap, response: &mut HeaderMap, jar: &CookieJar) {
-        Session::clear(request, response, jar);
     }
 
     /// Another replica changed something this one holds (see `cluster/events.rs`).
