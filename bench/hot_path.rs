@@ -106,6 +106,8 @@ fn browser_request(auth: &Auth, now: u64, index: usize) -> HeaderMap {
         access_expires_at: now + 3600,
         access_lifetime: 3600,
         expires_at: now + 12 * 3600,
+        signed_in_ms: now * 1000,
+        idp_sid: None,
         identity_headers: Default::default(),
     };
     let mut set = HeaderMap::new();

@@ -6,12 +6,14 @@
 
 use crate::auth::cookies::{RequestCookies, UpstreamCookies};
 use crate::auth::freshness::{self, Freshness};
+use crate::auth::session::Session;
+use crate::auth::session_end::{EndsWithSession, SessionEnd};
 use crate::auth::store::Presented;
 use crate::auth::{self, Auth, bearer, csrf, policy};
 use crate::config::{Config, RequestLimits};
 use crate::error::{ErrorSource, GatewayError};
 use crate::metrics::{Metrics, NO_ROUTE, RouteMetrics};
-use crate::proxy::Proxy;
+use crate::proxy::{CloseWhen, Proxy};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::headers::Added;
 use crate::proxy::path;
@@ -22,6 +24,7 @@ use crate::respond;
 use crate::shutdown::ShutdownSignals;
 use http::{HeaderMap, HeaderValue};
 use http::{Method, Request, Response, Uri};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -148,6 +151,7 @@ impl Gateway {
             auth.identity.strip(request.headers_mut(), id);
             let mut cookies = HeaderMap::new();
             let mut added = Added::with_capacity(ADDED_HEADERS);
+            let mut live_session = None;
             if !route.public {
                 let session = match auth.resolve(presented, now).await {
                     Ok(Some(session)) => {
@@ -166,6 +170,7 @@ impl Gateway {
                         }
                         policy::check(&route.policy, &session.identity()).map_err(GatewayError::Forbidden)?;
                         auth.identity.add_for_session(request.headers_mut(), &mut added, &session);
+                        live_session = Some(session);
                     }
                     Freshness::ProviderDown { retry_after } => {
                         return Err(GatewayError::ProviderUnavailable(retry_after));
@@ -180,7 +185,12 @@ impl Gateway {
                             return Ok(refusal);
                         }
                     }
-                    Freshness::Missing | Freshness::Ended => {
+                    missing @ (Freshness::Missing | Freshness::Ended) => {
+                        if matches!(missing, Freshness::Missing) {
+                            // Cookies of a session that ended (signed out elsewhere,
+                            // revoked) go too; an ended refresh has cleared them already.
+                            Session::clear(request.headers(), &mut cookies, &auth.jar);
+                        }
                         let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
                         let mut response = auth::unauthenticated(request.headers(), request.method(), &target);
                         response.headers_mut().extend(cookies);
@@ -189,14 +199,30 @@ impl Gateway {
                 }
             }
             upstream_cookies.apply(request.headers_mut());
-            let mut response = self.proxy.forward(route, request, peer, request_id, added).await?;
+            // A WebSocket opened with a session is closed when the session ends.
+            let tunnel_end = live_session
+                .as_ref()
+                .filter(|_| request.headers().contains_key(http::header::UPGRADE))
+                .map(|session| Box::pin(SessionEnd::watch(auth.clone(), session.clone())) as CloseWhen);
+            let mut response = self.proxy.forward(route, request, peer, request_id, added, tunnel_end).await?;
+            if let Some(session) = live_session.filter(|_| is_event_stream(response.headers())) {
+                response = response.map(|body| {
+                    let end = SessionEnd::watch(auth.clone(), session);
+                    EndsWithSession::new(body, end, id).boxed()
+                });
+            }
             auth.jar.strip_set_cookies(response.headers_mut(), id);
             // New session cookies from a refresh travel on this same response.
             response.headers_mut().extend(cookies);
             return Ok(response);
         }
-        self.proxy.forward(route, request, peer, request_id, Added::with_capacity(ADDED_HEADERS)).await
+        self.proxy.forward(route, request, peer, request_id, Added::with_capacity(ADDED_HEADERS), None).await
     }
+}
+
+/// A server-sent events stream: open for as long as the session, so it ends with it.
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers.get(http::header::CONTENT_TYPE).is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"))
 }
 
 /// What a proxied request's cookies say, when a provider is configured: its session

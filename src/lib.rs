@@ -10,6 +10,7 @@
 //! - [`respond`] and [`error`]: the one place errors become responses.
 //! - [`admin`] and [`metrics`]: `/healthz`, `/readyz`, `/metrics` on their own listener.
 //! - [`demo`]: the built-in demo application behind `portcullis demo`.
+//! - [`sessions_command`]: `portcullis sessions revoke`.
 
 pub mod admin;
 pub mod auth;
@@ -27,6 +28,7 @@ pub mod respond;
 pub mod secret;
 pub mod server;
 pub mod session;
+pub mod sessions_command;
 mod shutdown;
 pub mod telemetry;
 mod workers;

@@ -1,4 +1,4 @@
-//! The `portcullis` command: `run` (default), `check`, `demo`.
+//! The `portcullis` command: `run` (default), `check`, `demo`, `sessions revoke`.
 
 use clap::{Parser, Subcommand};
 use portcullis::{Config, Portcullis};
@@ -33,6 +33,11 @@ enum Command {
         #[arg(long, default_value_t = 8080)]
         port: u16,
     },
+    /// Operate on the sessions of the gateway this configuration describes.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
     /// Run the Cognito-compatible development identity provider (tests and demos only).
     DevIdp {
         /// Provider settings (pool, clients, users, lifetimes); see config/dev-idp.example.toml.
@@ -48,6 +53,20 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// End every session of a user (--sub) or of a provider session (--sid) on every
+    /// replica, through Redis when configured, else through the admin listener.
+    Revoke {
+        /// The user's `sub`: every session signed in until now ends.
+        #[arg(long, conflicts_with = "sid", required_unless_present = "sid")]
+        sub: Option<String>,
+        /// The provider's session id (the ID token's `sid`).
+        #[arg(long)]
+        sid: Option<String>,
+    },
+}
+
 /// Exit codes: 0 ok, 1 runtime failure (e.g. port in use), 2 bad configuration.
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -55,6 +74,14 @@ fn main() -> ExitCode {
         Command::Check => check(&cli.config),
         Command::Run => run(&cli.config),
         Command::Demo { port } => demo(port),
+        Command::Sessions { command: SessionsCommand::Revoke { sub, sid } } => {
+            let who = match (sub, sid) {
+                (Some(sub), _) => portcullis::auth::denylist::Denied::User(sub),
+                (None, Some(sid)) => portcullis::auth::denylist::Denied::ProviderSession(sid),
+                (None, None) => unreachable!("clap requires --sub or --sid"),
+            };
+            revoke(&cli.config, who)
+        }
         Command::DevIdp { idp_config, listen, cognito_issuer } => {
             dev_idp(idp_config.as_deref(), listen, cognito_issuer)
         }
@@ -107,6 +134,25 @@ fn run(path: &std::path::Path) -> ExitCode {
             Err(err) => {
                 tracing::error!(error = %err, "startup failed");
                 eprintln!("portcullis: {err}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn revoke(path: &std::path::Path, who: portcullis::auth::denylist::Denied) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    runtime().block_on(async move {
+        match portcullis::sessions_command::revoke(&config, who).await {
+            Ok(done) => {
+                println!("{done}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("portcullis sessions revoke: {err}");
                 ExitCode::FAILURE
             }
         }

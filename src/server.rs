@@ -65,15 +65,15 @@ impl Portcullis {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
         let shutdown_control = ShutdownControl::new();
         let metrics = Arc::new(Metrics::new());
-        let (admin_stop, admin_stop_rx) = watch::channel(false);
-        let admin_listener_addr = self.admin_addr();
-        let admin = admin::router(self.readiness.clone(), metrics.clone());
-        let admin_task = tokio::spawn(serve_admin(self.admin_listener, admin, admin_stop_rx));
-
         let auth = match self.config.auth.as_ref().map(|auth| Auth::new(auth, &metrics)).transpose() {
             Ok(auth) => auth.map(Arc::new),
             Err(err) => return Err(RunError::Auth(err)),
         };
+        let (admin_stop, admin_stop_rx) = watch::channel(false);
+        let admin_listener_addr = self.admin_addr();
+        let admin = admin::router(self.readiness.clone(), metrics.clone(), auth.clone());
+        let admin_task = tokio::spawn(serve_admin(self.admin_listener, admin, admin_stop_rx));
+
         // The other replicas' events, followed on this (the main) runtime until shutdown.
         let follower = auth.clone().and_then(|auth| {
             let cluster = auth.cluster()?.clone();

@@ -8,6 +8,7 @@
 //! - `GET /auth/logout` shows a confirmation form; `POST /auth/logout` (same origin
 //!   only, so a cross-site page cannot sign a user out) ends the session, revokes the
 //!   refresh token and ends the provider's own session too.
+//! - `POST /auth/backchannel-logout`: the provider ends sessions (`backchannel.rs`).
 
 use super::freshness::{self, Freshness};
 use super::return_to;
@@ -32,6 +33,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub async fn handle(auth: &Arc<Auth>, request: Request<Incoming>, request_id: &str) -> Response<ProxyBody> {
+    if request.method() == Method::POST && request.uri().path() == "/auth/backchannel-logout" {
+        return super::backchannel::logout(auth, request, request_id).await;
+    }
     let path = request.uri().path();
     let pairs: Vec<(String, String)> = request
         .uri()
@@ -176,6 +180,8 @@ async fn callback(
         access_expires_at: now + access_lifetime,
         access_lifetime,
         expires_at: now + auth.config.session.lifetime.as_secs(),
+        signed_in_ms: crate::oidc::now_millis(),
+        idp_sid: claims.get("sid").and_then(Value::as_str).map(str::to_owned),
         identity_headers: Default::default(),
     };
     update_from_claims(auth, &mut session, &claims);
@@ -290,7 +296,12 @@ async fn userinfo(auth: &Arc<Auth>, headers: &HeaderMap, request_id: &str) -> Re
             error_response(&GatewayError::ProviderUnavailable(retry_after), wants_html(headers), request_id)
         }
         Freshness::StoreDown => error_response(&GatewayError::StoreUnavailable, wants_html(headers), request_id),
-        Freshness::Missing | Freshness::Ended => {
+        Freshness::Missing => {
+            // Cookies of a session that ended (signed out elsewhere, revoked) go too.
+            Session::clear(headers, &mut cookies, &auth.jar);
+            json_response(StatusCode::UNAUTHORIZED, &json!({ "error": "unauthenticated", "login_url": "/auth/login" }))
+        }
+        Freshness::Ended => {
             json_response(StatusCode::UNAUTHORIZED, &json!({ "error": "unauthenticated", "login_url": "/auth/login" }))
         }
     };

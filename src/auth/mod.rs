@@ -7,16 +7,21 @@
 //! - `freshness.rs`, `refresh.rs`: when a session's tokens are renewed, and the renewal.
 //! - `identity.rs`: identity headers to the upstream, strip then set.
 //! - `return_to.rs`: where a login may send the browser back to.
+//! - `backchannel.rs`, `denylist.rs`, `session_end.rs`: sessions ended by the provider
+//!   or an operator, and the connections that end with them.
 //!
 //! The provider's metadata and keys are loaded at startup with retries; until they
 //! are, `/readyz` says not ready and anything needing them answers 503.
 
 pub mod assertion;
+mod backchannel;
 pub mod bearer;
 pub mod claims;
 pub mod cookies;
 pub mod csrf;
+pub mod denylist;
 mod endpoints;
+mod expiring;
 pub mod freshness;
 pub mod identity;
 mod opened;
@@ -25,7 +30,7 @@ pub mod refresh;
 pub mod return_to;
 pub mod scopes;
 pub mod session;
-pub mod signed_out;
+pub mod session_end;
 pub mod store;
 pub mod transaction;
 
@@ -90,6 +95,8 @@ pub struct Auth {
     pub refresher: refresh::Refresher,
     pub store: store::SessionStore,
     cluster: Option<Arc<Cluster>>,
+    /// Logout tokens seen (`backchannel.rs`).
+    replays: backchannel::ReplayGuard,
 }
 
 /// Why the login and session machinery cannot start.
@@ -127,6 +134,7 @@ impl Auth {
             refresher: refresh::Refresher::new(metrics.refresh_outcomes()),
             store,
             cluster,
+            replays: backchannel::ReplayGuard::default(),
             config: config.clone(),
         })
     }
@@ -159,6 +167,15 @@ impl Auth {
             // Boxed: the Redis read is a large future, on a path the hot one skips.
             store::Presented::Handle(sid) => Box::pin(self.store.fetch(&sid, &self.sealing(), now)).await,
         }
+    }
+
+    /// Ends every session `who` names that signed in until now (a back-channel logout,
+    /// an operator's revocation), on every replica the store reaches.
+    pub async fn revoke(&self, who: &denylist::Denied) -> Result<store::Revoked, store::StoreUnavailable> {
+        let now = now_secs();
+        // The longest a session signed in until now could last.
+        let until = now + self.config.session.lifetime.as_secs();
+        self.store.revoke(who, until, now).await
     }
 
     /// The cookie names and keys, as the stores need them.
@@ -232,7 +249,18 @@ impl Auth {
             leeway: Duration::from_secs(60),
             cognito: p.kind == ProviderKind::Cognito,
         };
-        tracing::info!(issuer = %metadata.issuer, keys, "identity provider loaded");
+        tracing::info!(
+            issuer = %metadata.issuer,
+            keys,
+            backchannel_logout_supported = metadata.backchannel_logout_supported,
+            "identity provider loaded"
+        );
+        if !metadata.backchannel_logout_supported {
+            tracing::info!(
+                "the provider does not advertise back-channel logout: /auth/backchannel-logout answers, \
+                 but sessions it ends centrally end here only at logout, revocation or expiry"
+            );
+        }
         let _ = self.provider.set(Arc::new(Provider { metadata, jwks, oauth, expect }));
         Ok(())
     }

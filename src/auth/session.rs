@@ -35,6 +35,15 @@ pub struct Session {
     pub access_lifetime: u64,
     /// Absolute end of the session.
     pub expires_at: u64,
+    /// When the user signed in (Unix milliseconds): a revocation of the user ends the
+    /// sessions signed in before it, not the next one. 0 in sessions sealed before it
+    /// was kept (then any revocation of the user ends them).
+    #[serde(default)]
+    pub signed_in_ms: u64,
+    /// The provider's own session id (the ID token's `sid`), which a back-channel
+    /// logout names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_sid: Option<String>,
     /// Its identity headers, built on first use (not sealed).
     #[serde(skip)]
     pub identity_headers: IdentityValues,

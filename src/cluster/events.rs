@@ -2,15 +2,17 @@
 //! replica changed that the others hold in memory.
 //!
 //! - `session <sid>`: a session record was refreshed or ended: drop it from the caches.
-//! - `signed_out <sid> <until>`: a cookie session was signed out: refuse
-//!   it until it would have ended anyway.
+//! - `denied <kind:id> <before_ms> <until>`: cookie sessions were ended (a sign-out,
+//!   a back-channel logout, a revocation): refuse them until they would have ended
+//!   anyway (`auth/denylist.rs`).
 //!
 //! Pub/sub delivers to whoever listens at the moment, nothing more. So every time the
 //! follower (re)subscribes, it first resynchronizes: caches are dropped and the
-//! sign-outs are read again from their keys. A connection that stops answering its
+//! denials are read again from their keys. A connection that stops answering its
 //! pings is dropped and made again.
 
 use super::Cluster;
+use crate::auth::denylist::Denial;
 use futures_util::StreamExt;
 use std::time::Duration;
 
@@ -21,25 +23,23 @@ const MAX_RETRY: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Session { sid: String },
-    SignedOut { sid: String, until: u64 },
+    Denied(Denial),
 }
 
 impl Event {
     pub fn encode(&self) -> String {
         match self {
             Event::Session { sid } => format!("session {sid}"),
-            Event::SignedOut { sid, until } => format!("signed_out {sid} {until}"),
+            Event::Denied(denial) => format!("denied {}", denial.encode()),
         }
     }
 
     pub fn decode(text: &str) -> Option<Event> {
-        let mut words = text.split(' ');
-        let event = match (words.next()?, words.next()?) {
-            ("session", sid) => Event::Session { sid: sid.to_owned() },
-            ("signed_out", sid) => Event::SignedOut { sid: sid.to_owned(), until: words.next()?.parse().ok()? },
-            _ => return None,
-        };
-        words.next().is_none().then_some(event)
+        match text.split_once(' ')? {
+            ("session", sid) if !sid.is_empty() && !sid.contains(' ') => Some(Event::Session { sid: sid.to_owned() }),
+            ("denied", denial) => Denial::decode(denial).map(Event::Denied),
+            _ => None,
+        }
     }
 }
 
@@ -103,13 +103,15 @@ pub async fn follow(cluster: &Cluster, follower: &impl Follower) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::denylist::Denied;
 
     #[test]
     fn events_round_trip_and_nothing_else_decodes() {
-        for event in [Event::Session { sid: "abc".into() }, Event::SignedOut { sid: "x_Y-1".into(), until: 17 }] {
+        let denial = Denial { who: Denied::User("a b".into()), before_ms: 5, until: 17 };
+        for event in [Event::Session { sid: "abc".into() }, Event::Denied(denial)] {
             assert_eq!(Event::decode(&event.encode()), Some(event));
         }
-        for junk in ["", "session", "signed_out a", "signed_out a b", "session a b", "other a", "signed_out a 1 2"] {
+        for junk in ["", "session", "session ", "denied a", "denied sub:YQ 1", "session a b", "other a", "denied sub:YQ 1 2 3"] {
             assert_eq!(Event::decode(junk), None, "{junk:?}");
         }
     }

@@ -105,9 +105,31 @@ impl Cluster {
         op: &'static str,
         command: &redis::Cmd,
     ) -> Result<T, ClusterError> {
+        let mut connection = self.connection();
+        self.within(op, command.query_async(&mut connection)).await
+    }
+
+    /// Runs `pipeline` (`MULTI`/`EXEC` when built `atomic`) like [`Cluster::run`].
+    pub async fn run_pipeline<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        pipeline: &redis::Pipeline,
+    ) -> Result<T, ClusterError> {
+        let mut connection = self.connection();
+        self.within(op, pipeline.query_async(&mut connection)).await
+    }
+
+    fn connection(&self) -> ConnectionManager {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        let mut connection = self.connections[index].clone();
-        let answer = match tokio::time::timeout(self.timeout, command.query_async(&mut connection)).await {
+        self.connections[index].clone()
+    }
+
+    async fn within<T>(
+        &self,
+        op: &'static str,
+        query: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, ClusterError> {
+        let answer = match tokio::time::timeout(self.timeout, query).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(err)) => ClusterError::Redis(err),
             Err(_) => ClusterError::Timeout(self.timeout),

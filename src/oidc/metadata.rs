@@ -28,6 +28,10 @@ pub struct ProviderMetadata {
     pub end_session_endpoint: Option<String>,
     #[serde(default)]
     pub revocation_endpoint: Option<String>,
+    /// Whether the provider sends logout tokens (Back-Channel Logout 1.0 §2.1); Cognito
+    /// does not.
+    #[serde(default)]
+    pub backchannel_logout_supported: bool,
 }
 
 pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<ProviderMetadata, ProviderError> {
@@ -113,5 +117,6 @@ pub async fn cognito(
         userinfo_endpoint: Some(format!("{domain}/oauth2/userInfo")),
         end_session_endpoint: Some(format!("{domain}/logout")),
         revocation_endpoint: Some(format!("{domain}/oauth2/revoke")),
+        backchannel_logout_supported: false,
     })
 }

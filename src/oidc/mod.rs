@@ -2,6 +2,7 @@
 //! Cognito), its signing keys (a cached JWKS), and the checks every token must pass.
 
 pub mod jwks;
+pub mod logout_token;
 pub mod metadata;
 pub mod verify;
 
@@ -10,6 +11,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Seconds since the Unix epoch, the unit of every token time claim.
 pub fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
+}
+
+/// Milliseconds since the Unix epoch: when a sign-in or a revocation happened, finer
+/// than a second so that a user who signs in again right after a revocation is not
+/// caught by it.
+pub fn now_millis() -> u64 {
+    u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_millis())
+        .unwrap_or(u64::MAX)
 }
 
 /// `endpoint` with `params` appended to its query (kept as is when it is not a URL).

@@ -67,7 +67,7 @@ pub async fn verify_id_token(
     expect: &Expectations,
     nonce: Option<&str>,
 ) -> Result<Claims, TokenError> {
-    let claims = verify_signed(jwks, token, expect, &[expect.client_id.as_str()]).await?;
+    let claims = verify_signed(jwks, token, expect, &[expect.client_id.as_str()], USER_TOKEN_CLAIMS).await?;
     if let Some(Value::Array(audiences)) = claims.get("aud")
         && audiences.len() > 1
         && claims.get("azp").and_then(Value::as_str) != Some(expect.client_id.as_str())
@@ -94,7 +94,7 @@ pub async fn verify_access_token(
     clients: &[String],
 ) -> Result<Claims, TokenError> {
     let audiences: Vec<&str> = if expect.cognito { vec![] } else { clients.iter().map(String::as_str).collect() };
-    let claims = verify_signed(jwks, token, expect, &audiences).await?;
+    let claims = verify_signed(jwks, token, expect, &audiences, USER_TOKEN_CLAIMS).await?;
     if expect.cognito {
         if claims.get("token_use").and_then(Value::as_str) != Some("access") {
             return Err(TokenError::Claim("token_use"));
@@ -114,13 +114,18 @@ pub async fn verify_access_token(
     Ok(claims)
 }
 
+/// The claims every ID and access token must carry (`aud` too, where it is checked).
+const USER_TOKEN_CLAIMS: &[&str] = &["exp", "iat", "iss", "sub"];
+
 /// `audiences`: accepted `aud` values; empty skips the audience check (Cognito access
-/// tokens, which have none).
-async fn verify_signed(
+/// tokens, which have none). `required`: claims that must be present (`exp` is checked
+/// whenever present).
+pub(super) async fn verify_signed(
     jwks: &JwksCache,
     token: &str,
     expect: &Expectations,
     audiences: &[&str],
+    required: &[&str],
 ) -> Result<Claims, TokenError> {
     let check_audience = !audiences.is_empty();
     let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
@@ -141,7 +146,7 @@ async fn verify_signed(
     }
     validation.leeway = expect.leeway.as_secs();
     validation.validate_nbf = true;
-    let mut required = vec!["exp", "iat", "iss", "sub"];
+    let mut required = required.to_vec();
     if check_audience {
         required.push("aud");
     }

@@ -33,6 +33,9 @@ use hyper::body::Incoming;
 use peer::Peer;
 use routes::{Route, RouteTable};
 
+/// Completes when an upgraded connection must close (its session ended).
+pub type CloseWhen = std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
+
 pub static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 pub struct Proxy {
@@ -60,7 +63,8 @@ impl Proxy {
     }
 
     /// Forwards `request` with the headers in `added` (the gateway's identity headers,
-    /// which the caller removed any client copies of) plus the proxy's own.
+    /// which the caller removed any client copies of) plus the proxy's own. A tunnel
+    /// the request opens is closed when `close_when` completes.
     pub async fn forward(
         &self,
         route: &Route,
@@ -68,6 +72,7 @@ impl Proxy {
         peer: &Peer,
         request_id: &HeaderValue,
         mut added: Added,
+        close_when: Option<CloseWhen>,
     ) -> Result<Response<ProxyBody>, GatewayError> {
         let upgrade = (request.method() == Method::GET && request.version() == Version::HTTP_11)
             .then(|| headers::requested_upgrade(request.headers()))
@@ -130,7 +135,7 @@ impl Proxy {
         let response = result.map_err(|err| self.classify(err))?;
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            return self.switch_protocols(response, client_upgrade.zip(upgrade), request_id);
+            return self.switch_protocols(response, client_upgrade.zip(upgrade), request_id, close_when);
         }
         Ok(self.answer(response))
     }
@@ -155,6 +160,7 @@ impl Proxy {
         mut response: Response<client::PooledBody>,
         requested: Option<(hyper::upgrade::OnUpgrade, HeaderValue)>,
         request_id: &HeaderValue,
+        close_when: Option<CloseWhen>,
     ) -> Result<Response<ProxyBody>, GatewayError> {
         let Some((client_upgrade, protocol)) = requested else {
             return Err(GatewayError::UpgradeFailed("101 answer to a request that asked for no upgrade".into()));
@@ -174,6 +180,7 @@ impl Proxy {
             request_id,
             self.shutdown.clone(),
             self.timeouts.websocket_idle_timeout,
+            close_when,
         );
         let (mut parts, _) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);

@@ -1,7 +1,7 @@
 //! Protocol upgrades (WebSocket): once both sides have switched protocols, the two
 //! connections are joined and bytes are copied both ways until either side closes, the
-//! tunnel has been silent for `upstream.websocket_idle_timeout`, or the gateway's drain
-//! deadline passes. An open tunnel counts as in flight for the drain.
+//! tunnel has been silent for `upstream.websocket_idle_timeout`, the session it was
+//! opened with ends (`auth/session_end.rs`), or the gateway's drain deadline passes. An open tunnel counts as in flight for the drain.
 //!
 //! The tunnel copies bytes and parses no frames, so any byte in either direction counts
 //! as activity (WebSocket pings and pongs included). Reads only record the time; one
@@ -25,6 +25,7 @@ pub fn tunnel(
     request_id: String,
     mut shutdown: ShutdownSignals,
     idle_timeout: Duration,
+    close_when: Option<super::CloseWhen>,
 ) {
     let open = shutdown.tunnel_opened();
     tokio::spawn(async move {
@@ -46,6 +47,9 @@ pub fn tunnel(
             },
             () = activity.silent_for(idle_timeout) => {
                 tracing::info!(request_id, ?idle_timeout, "upgraded connection closed: idle");
+            }
+            () = async { match close_when { Some(close) => close.await, None => std::future::pending().await } } => {
+                tracing::info!(request_id, "upgraded connection closed: its session ended");
             }
             () = shutdown.hard_stop() => {
                 tracing::info!(request_id, "upgraded connection closed by shutdown");

@@ -3,11 +3,12 @@
 //! a refreshed session", "end this session"; it never learns which store answers.
 //!
 //! - `cookie.rs` (`session.store = "cookie"`, the default): the sealed session is the
-//!   cookie, chunked; sign-outs are remembered by session id until the session would
-//!   have ended (shared through Redis when `[redis]` is set).
+//!   cookie, chunked; sign-outs and revocations are remembered until the sessions
+//!   they name would have ended (`denylist.rs`; shared through Redis when `[redis]` is
+//!   set).
 //! - `redis.rs` (`"redis"`): the browser holds a sealed handle (one cookie, ~110 bytes);
 //!   the sealed record lives in Redis, cached per process and kept true by the other
-//!   replicas' events.
+//!   replicas' events; a revocation deletes records.
 //!
 //! Either way the store only returns sessions that are live and not signed out, and a
 //! store that cannot answer says so ([`StoreUnavailable`]): never a logout.
@@ -19,6 +20,7 @@ pub use cookie::CookieStore;
 pub use redis::RedisStore;
 
 use super::cookies::{CookieJar, RequestCookies};
+use super::denylist::Denied;
 use super::refresh::Exchanged;
 use super::session::Session;
 use crate::cluster::events::Event;
@@ -31,6 +33,17 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the session store is unavailable")]
 pub struct StoreUnavailable;
+
+/// What a revocation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Revoked {
+    /// How many sessions ended: known with the Redis store (cookie sessions live in
+    /// browsers, so the store cannot count them).
+    pub sessions_ended: Option<usize>,
+    /// Whether every replica knows: false without `[redis]` (this process only), or
+    /// while Redis is down (shared once it answers again).
+    pub on_every_replica: bool,
+}
 
 /// What a request's cookies present, found without any I/O.
 pub enum Presented {
@@ -119,8 +132,34 @@ impl SessionStore {
     /// of its cookies, are signed-out requests.
     pub async fn end(&self, session: &Session, now: u64) -> Result<(), StoreUnavailable> {
         match self {
-            SessionStore::Cookie(store) => store.end(session, now).await,
+            SessionStore::Cookie(store) => {
+                store.end(session, now).await;
+                Ok(())
+            }
             SessionStore::Redis(store) => store.end(session).await,
+        }
+    }
+
+    /// Ends every session `who` names that signed in until now, on every replica the
+    /// store reaches; `until`: the latest such a session could end.
+    pub async fn revoke(&self, who: &Denied, until: u64, now: u64) -> Result<Revoked, StoreUnavailable> {
+        match self {
+            SessionStore::Cookie(store) => {
+                Ok(Revoked { sessions_ended: None, on_every_replica: store.revoke(who, until, now).await })
+            }
+            SessionStore::Redis(store) => {
+                store.revoke(who).await.map(|ended| Revoked { sessions_ended: Some(ended), on_every_replica: true })
+            }
+        }
+    }
+
+    /// Whether `session`, live when a long-lived connection (a WebSocket) opened with
+    /// it, has ended since: signed out, revoked, or over. A store that cannot answer
+    /// ends nothing.
+    pub async fn has_ended(&self, session: &Session, sealing: &Sealing<'_>, now: u64) -> bool {
+        match self {
+            SessionStore::Cookie(store) => store.has_ended(session, now),
+            SessionStore::Redis(store) => store.has_ended(session, sealing, now).await,
         }
     }
 

@@ -15,7 +15,11 @@
 //! 4. A refreshed record is written only if it still exists (`SET … XX`): a refresh
 //!    that finishes after a sign-out does not bring the session back.
 //! 5. Redis unreachable or slow: `StoreUnavailable` (a 503), never a logout.
+//! 6. Each session is also listed under its user and its provider session
+//!    (`{prefix}sessions_of:{sub|sid}:{id}`, written with the record in one
+//!    transaction), so a back-channel logout or a revocation finds the records to delete.
 
+use super::super::denylist::Denied;
 use super::super::refresh::Exchanged;
 use super::super::session::Session;
 use super::{Presented, Sealing, StoreUnavailable};
@@ -101,7 +105,8 @@ impl RedisStore {
         Ok(Some(session))
     }
 
-    /// Writes the record of a session just signed in, and its handle into `response`.
+    /// Writes the record of a session just signed in, lists it under its user and its
+    /// provider session (rule 6), and puts its handle into `response`.
     pub async fn create(
         &self,
         session: &Session,
@@ -111,11 +116,63 @@ impl RedisStore {
         now: u64,
     ) -> Result<bool, StoreUnavailable> {
         let lifetime = session.expires_at.saturating_sub(now);
-        self.write(session, sealing, When::Absent).await.map_err(|_| StoreUnavailable)?;
+        let ttl_ms = lifetime.max(1) * 1000;
+        let mut pipeline = ::redis::pipe();
+        pipeline.atomic();
+        pipeline.cmd("SET").arg(self.cluster.key("session", &session.sid)).arg(self.sealed(session, sealing));
+        pipeline.arg("PX").arg(ttl_ms).arg("NX").ignore();
+        let user = Denied::User(session.sub.clone());
+        let provider_session = session.idp_sid.clone().map(Denied::ProviderSession);
+        for named in std::iter::once(&user).chain(provider_session.as_ref()) {
+            let index = self.index(named);
+            pipeline.cmd("SADD").arg(&index).arg(&session.sid).ignore();
+            // Every session lives as long (`session.lifetime`): the newest sets the end.
+            pipeline.cmd("PEXPIRE").arg(&index).arg(ttl_ms).ignore();
+        }
+        self.cluster.run_pipeline::<()>("set", &pipeline).await.map_err(|err| {
+            tracing::error!(error = %err, "could not write a session to Redis");
+            StoreUnavailable
+        })?;
         let handle = serde_json::to_vec(&Handle { sid: session.sid.clone(), exp: session.expires_at })
             .expect("a handle serializes");
         let sealed = sealing.sealer.seal(sealing.jar.session_name(), &handle);
         Ok(Session::write_sealed(&sealed, request, response, sealing.jar, lifetime))
+    }
+
+    /// Deletes the records of every session listed under `who` (rule 6); how many there
+    /// were. A session signed in meanwhile is listed after this read, so it stays.
+    pub async fn revoke(&self, who: &Denied) -> Result<usize, StoreUnavailable> {
+        let unavailable = |err: crate::cluster::ClusterError| {
+            tracing::error!(error = %err, "could not revoke sessions in Redis");
+            StoreUnavailable
+        };
+        let index = self.index(who);
+        let sids: Vec<String> =
+            self.cluster.run("smembers", ::redis::cmd("SMEMBERS").arg(&index)).await.map_err(unavailable)?;
+        if sids.is_empty() {
+            return Ok(0);
+        }
+        let records: Vec<String> = sids.iter().map(|sid| self.cluster.key("session", sid)).collect();
+        let mut pipeline = ::redis::pipe();
+        pipeline.atomic().cmd("DEL").arg(&records).cmd("SREM").arg(&index).arg(&sids).ignore();
+        let (deleted,): (usize,) = self.cluster.run_pipeline("del", &pipeline).await.map_err(unavailable)?;
+        for sid in &sids {
+            self.forget(sid);
+            self.announce(sid).await;
+        }
+        Ok(deleted)
+    }
+
+    /// Whether the record of `session` is gone (a Redis that does not answer ends
+    /// nothing).
+    pub async fn has_ended(&self, session: &Session, sealing: &Sealing<'_>, now: u64) -> bool {
+        if !session.is_live(now) {
+            return true;
+        }
+        if self.cluster.following() && self.cache.get(&session.sid).is_some() {
+            return false;
+        }
+        matches!(self.fetch(&session.sid, sealing, now).await, Ok(None))
     }
 
     /// Saves what a refresh this replica made came to (rule 4), for every replica.
@@ -176,10 +233,19 @@ impl RedisStore {
         self.cache.remove(sid);
     }
 
-    /// `SET {prefix}session:{sid} <sealed record> PX <rest of the session> NX|XX`.
-    async fn write(&self, session: &Session, sealing: &Sealing<'_>, when: When) -> Result<bool, ()> {
+    /// `{prefix}sessions_of:{kind:id}`: the sessions of a user or a provider session.
+    fn index(&self, who: &Denied) -> String {
+        self.cluster.key("sessions_of", &who.encode())
+    }
+
+    fn sealed(&self, session: &Session, sealing: &Sealing<'_>) -> String {
         let plain = serde_json::to_vec(session).expect("a session serializes");
-        let sealed = sealing.sealer.seal(RECORD, &plain);
+        sealing.sealer.seal(RECORD, &plain)
+    }
+
+    /// `SET {prefix}session:{sid} <sealed record> PX <rest of the session> XX` (or `NX`).
+    async fn write(&self, session: &Session, sealing: &Sealing<'_>, when: When) -> Result<bool, ()> {
+        let sealed = self.sealed(session, sealing);
         let lifetime = Duration::from_secs(session.expires_at.saturating_sub(crate::oidc::now_secs()).max(1));
         let key = self.cluster.key("session", &session.sid);
         self.cluster.set(&key, sealed.as_bytes(), lifetime, when).await.map_err(|err| {
