@@ -42,7 +42,13 @@ async fn ask_admin_listener(admin: SocketAddr, who: &Denied, named: &str) -> Res
     let url = format!("http://{}/sessions/revoke", SocketAddr::new(ip, admin.port()));
     let http = crate::oidc::back_channel(Duration::from_secs(10));
     let answer = http.post(&url).form(&[(who.kind(), who.id())]).send().await.map_err(|err| {
-        format!("without [redis] the running gateway holds the sessions, but its admin listener {url} did not answer: {err}")
+        let causes: Vec<String> = std::iter::successors(std::error::Error::source(&err), |e| e.source())
+            .map(ToString::to_string)
+            .collect();
+        format!(
+            "without [redis] the running gateway holds the sessions, but its admin listener {url} did not answer: {err}: {}",
+            causes.join(": ")
+        )
     })?;
     let status = answer.status();
     let body = answer.text().await.unwrap_or_default();

@@ -5,7 +5,8 @@
 //! with PKCE (confidential and public clients), identity headers upstream, refresh with
 //! oidc-provider's rotating refresh tokens (concurrent and late requests must never
 //! present a rotated token again: oidc-provider would revoke the whole grant),
-//! RP-initiated logout with end_session_endpoint, and revocation.
+//! RP-initiated logout with end_session_endpoint, revocation, and back-channel logout
+//! (the session ended at the provider ends at the gateway, on every replica).
 
 mod common;
 
@@ -54,8 +55,12 @@ async fn config(port: u16, issuer: &str, client: &str, secret: &str, extra: &str
 
 /// oidc-provider's development login, then its consent page.
 async fn sign_in(browser: &Client) {
+    sign_in_as(browser, "alice").await;
+}
+
+async fn sign_in_as(browser: &Client, username: &str) {
     let login = browser.wait().at_most(common::BOUND).for_element(Locator::Css("input[name=login]")).await.unwrap();
-    login.send_keys("alice").await.unwrap();
+    login.send_keys(username).await.unwrap();
     browser.find(Locator::Css("input[name=password]")).await.unwrap().send_keys("any password").await.unwrap();
     browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
     let consent =
@@ -143,6 +148,9 @@ async fn confidential_client_logs_in_refreshes_with_rotation_and_logs_out() {
         .await
         .unwrap();
     assert_eq!(reply.status(), 401);
+    // The provider also sent its logout token, for a session the gateway had ended.
+    let statuses = &counters(&issuer).await["backchannel_statuses"];
+    assert_eq!(statuses, &serde_json::json!([200]), "{statuses}");
     browser.close().await.unwrap();
 }
 
@@ -213,4 +221,88 @@ async fn two_replicas_with_cookie_sessions_share_one_rotating_refresh() {
 #[tokio::test]
 async fn two_replicas_with_redis_sessions_share_one_rotating_refresh() {
     two_replicas_share_one_rotating_refresh("redis").await;
+}
+
+/// The session ends at the provider (its own end-session page, not through the
+/// gateway): the provider sends a logout token to the gateway's back-channel URI, and
+/// the gateway's old cookie is refused afterwards, on every replica (with Redis);
+/// another user's session is untouched.
+async fn a_session_ended_at_the_provider_ends_at_the_gateway(store: Option<&str>) {
+    let redis = match store {
+        Some(_) => Some(common::redis::RedisServer::start().await),
+        None => None,
+    };
+    let (_driver, driver_port) = chromedriver().await;
+    let port = free_port();
+    let home = format!("http://localhost:{port}/");
+    let (_provider, issuer) = oidc_provider(&format!("http://localhost:{port}")).await;
+    let extra = match (store, &redis) {
+        (Some(store), Some(redis)) => format!("store = \"{store}\"\n{}", redis.section()),
+        _ => String::new(),
+    };
+    let config = config(port, &issuer, "confidential", "confidential-secret", &extra).await;
+    let first = common::TestGateway::start(&config).await;
+    first.ready().await;
+    let mut gateways = vec![first];
+    if redis.is_some() {
+        let listen = format!("listen = \"127.0.0.1:{port}\"");
+        let second = common::TestGateway::start(&config.replace(&listen, "listen = \"127.0.0.1:0\"")).await;
+        second.ready().await;
+        gateways.push(second);
+    }
+    let http = reqwest::Client::new();
+    let api = |gateway: &common::TestGateway, cookies: &str| {
+        http.get(gateway.url("/api")).header("cookie", cookies).header("accept", "application/json").send()
+    };
+    let mut cookies = vec![];
+    for user in ["bob", "alice"] {
+        let browser = chromium(driver_port).await;
+        browser.goto(&home).await.unwrap();
+        sign_in_as(&browser, user).await;
+        browser.wait().at_most(common::BOUND).for_url(&url::Url::parse(&home).unwrap()).await.unwrap();
+        assert_eq!(upstream::seen(&page_json(&browser).await, "x-user-name"), [user]);
+        cookies.push((user, cookie_header(&browser).await, browser));
+    }
+    let (_, alice, browser) = cookies.pop().unwrap();
+    let (_, bob, bob_browser) = cookies.pop().unwrap();
+    for gateway in &gateways {
+        assert_eq!(api(gateway, &alice).await.unwrap().status(), 200, "{store:?}: signed in on every replica");
+    }
+
+    // Alice signs out at the provider itself.
+    browser.goto(&format!("{issuer}/session/end")).await.unwrap();
+    let confirm = browser.wait().at_most(common::BOUND).for_element(Locator::Css("button[name=logout]")).await.unwrap();
+    confirm.click().await.unwrap();
+    browser
+        .wait()
+        .at_most(common::BOUND)
+        .for_url(&url::Url::parse(&format!("{issuer}/session/end/success")).unwrap())
+        .await
+        .unwrap();
+    let sent = counters(&issuer).await;
+    assert_eq!(sent["backchannel_statuses"], serde_json::json!([200]), "{store:?}: the gateway took the token: {sent}");
+
+    for gateway in &gateways {
+        assert_eq!(api(gateway, &alice).await.unwrap().status(), 401, "{store:?}: refused on every replica");
+    }
+    for gateway in &gateways {
+        assert_eq!(api(gateway, &bob).await.unwrap().status(), 200, "{store:?}: bob is still signed in");
+    }
+    browser.close().await.unwrap();
+    bob_browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_session_ended_at_the_provider_ends_at_the_gateway_without_redis() {
+    a_session_ended_at_the_provider_ends_at_the_gateway(None).await;
+}
+
+#[tokio::test]
+async fn a_session_ended_at_the_provider_ends_on_both_replicas_with_cookie_sessions() {
+    a_session_ended_at_the_provider_ends_at_the_gateway(Some("cookie")).await;
+}
+
+#[tokio::test]
+async fn a_session_ended_at_the_provider_ends_on_both_replicas_with_redis_sessions() {
+    a_session_ended_at_the_provider_ends_at_the_gateway(Some("redis")).await;
 }

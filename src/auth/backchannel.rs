@@ -36,7 +36,10 @@ const MAX_REMEMBERED: usize = 100_000;
 
 pub async fn logout(auth: &Auth, request: Request<Incoming>, request_id: &str) -> Response<ProxyBody> {
     let Some(provider) = auth.provider() else {
-        return answer(StatusCode::SERVICE_UNAVAILABLE, Some(("temporarily_unavailable", "the provider is not loaded")));
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(("temporarily_unavailable", "the provider is not loaded")),
+        );
     };
     let body = http_body_util::Limited::new(request.into_body(), MAX_BODY).collect();
     let form = match tokio::time::timeout(BODY_TIMEOUT, body).await {
@@ -76,7 +79,10 @@ pub async fn logout(auth: &Auth, request: Request<Incoming>, request_id: &str) -
         Err(_) => {
             auth.replays.release(auth.cluster().map(|c| &**c), &replay_key).await;
             tracing::warn!(request_id, "back-channel logout not done: the session store is unavailable");
-            answer(StatusCode::SERVICE_UNAVAILABLE, Some(("temporarily_unavailable", "the session store is unavailable")))
+            answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(("temporarily_unavailable", "the session store is unavailable")),
+            )
         }
     }
 }

@@ -176,7 +176,8 @@ mod tests {
 
     #[test]
     fn denials_round_trip_as_words_whatever_the_ids_hold() {
-        for who in [Denied::Session("a_b-1".into()), Denied::ProviderSession("x y:z".into()), Denied::User("é 1".into())]
+        for who in
+            [Denied::Session("a_b-1".into()), Denied::ProviderSession("x y:z".into()), Denied::User("é 1".into())]
         {
             let denial = Denial { who, before_ms: u64::MAX, until: 17 };
             assert_eq!(Denial::decode(&denial.encode()), Some(denial));

@@ -111,7 +111,9 @@ mod tests {
         for event in [Event::Session { sid: "abc".into() }, Event::Denied(denial)] {
             assert_eq!(Event::decode(&event.encode()), Some(event));
         }
-        for junk in ["", "session", "session ", "denied a", "denied sub:YQ 1", "session a b", "other a", "denied sub:YQ 1 2 3"] {
+        for junk in
+            ["", "session", "session ", "denied a", "denied sub:YQ 1", "session a b", "other a", "denied sub:YQ 1 2 3"]
+        {
             assert_eq!(Event::decode(junk), None, "{junk:?}");
         }
     }

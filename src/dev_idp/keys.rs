@@ -92,8 +92,16 @@ impl Keys {
 
     /// A compact RS256 JWS of `claims`, signed with the current key for `key_use`.
     pub fn sign(&self, key_use: KeyUse, claims: &Value) -> String {
+        self.sign_with_header(key_use, &json!({}), claims)
+    }
+
+    /// As [`Keys::sign`], with more header fields (`typ`, for tests of typed tokens).
+    pub fn sign_with_header(&self, key_use: KeyUse, more: &Value, claims: &Value) -> String {
         let key = self.current(key_use);
-        let header = json!({ "kid": key.kid, "alg": "RS256" });
+        let mut header = json!({ "kid": key.kid, "alg": "RS256" });
+        if let (Some(header), Some(more)) = (header.as_object_mut(), more.as_object()) {
+            header.extend(more.clone());
+        }
         let mut token = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
         let mut signature = vec![0; key.pair.public_modulus_len()];
         key.pair.sign(&signature::RSA_PKCS1_SHA256, &self.rng, token.as_bytes(), &mut signature).expect("RSA signing");

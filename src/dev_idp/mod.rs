@@ -127,6 +127,16 @@ impl DevIdp {
         self.provider.keys.sign(key_use, claims)
     }
 
+    /// As [`DevIdp::sign`], with more JWT header fields.
+    pub fn sign_with_header(
+        &self,
+        key_use: keys::KeyUse,
+        header: &serde_json::Value,
+        claims: &serde_json::Value,
+    ) -> String {
+        self.provider.keys.sign_with_header(key_use, header, claims)
+    }
+
     /// Signs with new keys from now on; `keep_old` keeps the previous keys published.
     pub fn rotate_keys(&self, keep_old: bool) {
         self.provider.keys.rotate(keep_old);

@@ -37,7 +37,10 @@ pub async fn verify_logout_token(
     expect: &Expectations,
 ) -> Result<LogoutToken, TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-    if header.typ.as_deref().is_some_and(|typ| !typ.eq_ignore_ascii_case("logout+jwt") && !typ.eq_ignore_ascii_case("JWT"))
+    if header
+        .typ
+        .as_deref()
+        .is_some_and(|typ| !typ.eq_ignore_ascii_case("logout+jwt") && !typ.eq_ignore_ascii_case("JWT"))
     {
         return Err(TokenError::Claim("typ"));
     }

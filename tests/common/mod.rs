@@ -7,6 +7,7 @@ pub mod chrome;
 pub mod idp;
 pub mod redis;
 pub mod upstream;
+pub mod websocket;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
