@@ -84,6 +84,7 @@ async fn revoke(State(auth): State<Option<Arc<Auth>>>, uri: Uri, body: Bytes) ->
                 every_replica = revoked.on_every_replica,
                 "sessions revoked by an operator"
             );
+            auth.revocations.count("accepted");
             let answer = json!({
                 "revoked": { who.kind(): who.id() },
                 "sessions_ended": revoked.sessions_ended,
@@ -91,7 +92,10 @@ async fn revoke(State(auth): State<Option<Arc<Auth>>>, uri: Uri, body: Bytes) ->
             });
             (StatusCode::OK, axum::Json(answer))
         }
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "error": "session_store_unavailable" }))),
+        Err(_) => {
+            auth.revocations.count("unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "error": "session_store_unavailable" })))
+        }
     }
 }
 

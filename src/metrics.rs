@@ -11,7 +11,11 @@
 //! - `portcullis_refresh_total{outcome}`: token refreshes asked of the provider, by
 //!   outcome: `refreshed`, `ended` (`invalid_grant`), `unavailable` (down, slow, 5xx),
 //!   `refused_config` (`invalid_client` and the like: the gateway's configuration);
-//! - `portcullis_store_errors_total{op}`: Redis commands that failed or timed out.
+//! - `portcullis_store_errors_total{op}`: Redis commands that failed or timed out;
+//! - `portcullis_backchannel_logouts_total{outcome}`: logout tokens from the provider:
+//!   `accepted`, `refused` (invalid: a 400), `replayed`, `unavailable` (the store);
+//! - `portcullis_revocations_total{outcome}`: operators' revocations (`POST
+//!   /sessions/revoke`): `accepted`, `unavailable`.
 
 use http::StatusCode;
 use prometheus_client::collector::Collector;
@@ -64,12 +68,12 @@ impl StoreErrors {
     }
 }
 
-/// Where refreshes are counted (a handle on `portcullis_refresh_total`); a default one
-/// counts for nobody.
+/// Where events are counted by outcome (a handle on `portcullis_refresh_total`, or
+/// another counter by outcome); a default one counts for nobody.
 #[derive(Debug, Clone, Default)]
-pub struct RefreshOutcomes(Family<OutcomeLabel, Counter>);
+pub struct Outcomes(Family<OutcomeLabel, Counter>);
 
-impl RefreshOutcomes {
+impl Outcomes {
     pub fn count(&self, outcome: &'static str) {
         self.0.get_or_create(&OutcomeLabel { outcome }).inc();
     }
@@ -92,7 +96,9 @@ pub struct Metrics {
     registry: Registry,
     routes: Arc<RouteShards>,
     upstream_errors: Family<ErrorLabel, Counter>,
-    refresh_outcomes: RefreshOutcomes,
+    refresh_outcomes: Outcomes,
+    backchannel_logouts: Outcomes,
+    revocations: Outcomes,
     store_errors: StoreErrors,
     pub open_connections: Gauge,
 }
@@ -112,7 +118,7 @@ impl Metrics {
         registry.register_collector(Box::new(routes.clone()));
         registry.register("upstream_errors", "Failed upstream exchanges, by kind", upstream_errors.clone());
         registry.register("open_connections", "Client connections being served", open_connections.clone());
-        let refresh_outcomes = RefreshOutcomes::default();
+        let refresh_outcomes = Outcomes::default();
         registry.register(
             "refresh",
             "Token refreshes asked of the identity provider, by outcome",
@@ -124,7 +130,24 @@ impl Metrics {
             "Redis commands that failed or timed out, by operation",
             store_errors.0.clone(),
         );
-        Self { registry, routes, upstream_errors, refresh_outcomes, store_errors, open_connections }
+        let backchannel_logouts = Outcomes::default();
+        registry.register(
+            "backchannel_logouts",
+            "Logout tokens the identity provider sent, by outcome",
+            backchannel_logouts.0.clone(),
+        );
+        let revocations = Outcomes::default();
+        registry.register("revocations", "Operators' session revocations, by outcome", revocations.0.clone());
+        Self {
+            registry,
+            routes,
+            upstream_errors,
+            refresh_outcomes,
+            backchannel_logouts,
+            revocations,
+            store_errors,
+            open_connections,
+        }
     }
 
     /// The handles one route records into, for one worker: each call makes a new shard
@@ -141,7 +164,15 @@ impl Metrics {
     }
 
     /// The counter of refresh outcomes, for the refresher.
-    pub fn refresh_outcomes(&self) -> RefreshOutcomes {
+    pub fn backchannel_logouts(&self) -> Outcomes {
+        self.backchannel_logouts.clone()
+    }
+
+    pub fn revocations(&self) -> Outcomes {
+        self.revocations.clone()
+    }
+
+    pub fn refresh_outcomes(&self) -> Outcomes {
         self.refresh_outcomes.clone()
     }
 

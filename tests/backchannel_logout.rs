@@ -180,6 +180,16 @@ async fn forged_logout_tokens_are_refused_and_end_nothing() {
     let replayed = deliver(&s, &s.gateway, &[("logout_token", &token)]).await;
     assert_eq!(replayed.status(), 400);
     assert!(replayed.text().await.unwrap().contains("replayed"));
+
+    let metrics = reqwest::get(s.gateway.admin_url("/metrics")).await.unwrap().text().await.unwrap();
+    let refused = cases.len() + 2;
+    for line in [
+        format!("portcullis_backchannel_logouts_total{{outcome=\"refused\"}} {refused}"),
+        "portcullis_backchannel_logouts_total{outcome=\"replayed\"} 1".into(),
+        "portcullis_backchannel_logouts_total{outcome=\"accepted\"} 1".into(),
+    ] {
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
 }
 
 /// A logout token by `sub` ends that user's sessions (every one of them), not other

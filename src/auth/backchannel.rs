@@ -44,21 +44,21 @@ pub async fn logout(auth: &Auth, request: Request<Incoming>, request_id: &str) -
     let body = http_body_util::Limited::new(request.into_body(), MAX_BODY).collect();
     let form = match tokio::time::timeout(BODY_TIMEOUT, body).await {
         Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(_)) => return refuse(request_id, "the request body is too large or was cut off"),
-        Err(_) => return refuse(request_id, "the request body did not arrive in time"),
+        Ok(Err(_)) => return refuse(auth, "refused", request_id, "the request body is too large or was cut off"),
+        Err(_) => return refuse(auth, "refused", request_id, "the request body did not arrive in time"),
     };
     let mut tokens = url::form_urlencoded::parse(&form).filter(|(name, _)| name == "logout_token").map(|(_, v)| v);
     let (Some(token), None) = (tokens.next(), tokens.next()) else {
-        return refuse(request_id, "the form must carry exactly one logout_token");
+        return refuse(auth, "refused", request_id, "the form must carry exactly one logout_token");
     };
     let claims = match verify_logout_token(&provider.jwks, &token, &provider.expect).await {
         Ok(claims) => claims,
-        Err(err) => return refuse(request_id, &format!("logout token rejected: {err}")),
+        Err(err) => return refuse(auth, "refused", request_id, &format!("logout token rejected: {err}")),
     };
     let now = now_secs();
     let replay_key = replay_key(&provider.expect.issuer, &claims.jti);
     if !auth.replays.claim(auth.cluster().map(|c| &**c), &replay_key, claims.replayable_until, now).await {
-        return refuse(request_id, "logout token replayed (its jti was seen before)");
+        return refuse(auth, "replayed", request_id, "logout token replayed (its jti was seen before)");
     }
     let who = match (claims.sid, claims.sub) {
         (Some(sid), _) => Denied::ProviderSession(sid),
@@ -74,11 +74,13 @@ pub async fn logout(auth: &Auth, request: Request<Incoming>, request_id: &str) -
                 every_replica = revoked.on_every_replica,
                 "back-channel logout"
             );
+            auth.backchannel_logouts.count("accepted");
             answer(StatusCode::OK, None)
         }
         Err(_) => {
             auth.replays.release(auth.cluster().map(|c| &**c), &replay_key).await;
             tracing::warn!(request_id, "back-channel logout not done: the session store is unavailable");
+            auth.backchannel_logouts.count("unavailable");
             answer(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Some(("temporarily_unavailable", "the session store is unavailable")),
@@ -87,8 +89,10 @@ pub async fn logout(auth: &Auth, request: Request<Incoming>, request_id: &str) -
     }
 }
 
-fn refuse(request_id: &str, why: &str) -> Response<ProxyBody> {
+/// A 400 saying `why`, counted under `outcome`.
+fn refuse(auth: &Auth, outcome: &'static str, request_id: &str, why: &str) -> Response<ProxyBody> {
     tracing::warn!(request_id, why, "back-channel logout refused");
+    auth.backchannel_logouts.count(outcome);
     answer(StatusCode::BAD_REQUEST, Some(("invalid_request", why)))
 }
 

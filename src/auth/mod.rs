@@ -97,6 +97,9 @@ pub struct Auth {
     cluster: Option<Arc<Cluster>>,
     /// Logout tokens seen (`backchannel.rs`).
     replays: backchannel::ReplayGuard,
+    /// `portcullis_backchannel_logouts_total` and `portcullis_revocations_total`.
+    pub backchannel_logouts: crate::metrics::Outcomes,
+    pub revocations: crate::metrics::Outcomes,
 }
 
 /// Why the login and session machinery cannot start.
@@ -135,6 +138,8 @@ impl Auth {
             store,
             cluster,
             replays: backchannel::ReplayGuard::default(),
+            backchannel_logouts: metrics.backchannel_logouts(),
+            revocations: metrics.revocations(),
             config: config.clone(),
         })
     }

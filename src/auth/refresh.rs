@@ -35,7 +35,7 @@ use super::session::Session;
 use super::{Auth, now_secs};
 use crate::cluster::single_flight::{self, Shared};
 use crate::config::StoreKind;
-use crate::metrics::RefreshOutcomes;
+use crate::metrics::Outcomes;
 use crate::oidc::verify::verify_id_token;
 use crate::session::seal::Sealer;
 use oauth2::basic::BasicErrorResponseType;
@@ -138,7 +138,7 @@ type Key = [u8; 32];
 #[derive(Default)]
 pub struct Refresher {
     state: Arc<Mutex<State>>,
-    outcomes: RefreshOutcomes,
+    outcomes: Outcomes,
 }
 
 #[derive(Default)]
@@ -158,7 +158,7 @@ struct Backoff {
 }
 
 impl Refresher {
-    pub fn new(outcomes: RefreshOutcomes) -> Self {
+    pub fn new(outcomes: Outcomes) -> Self {
         Self { state: Default::default(), outcomes }
     }
 
