@@ -71,7 +71,12 @@ impl Portcullis {
         };
         let (admin_stop, admin_stop_rx) = watch::channel(false);
         let admin_listener_addr = self.admin_addr();
-        let admin = admin::router(self.readiness.clone(), metrics.clone(), auth.clone());
+        let admin = admin::router(
+            self.readiness.clone(),
+            metrics.clone(),
+            auth.clone(),
+            self.config.server.admin_token.clone(),
+        );
         let admin_task = tokio::spawn(serve_admin(self.admin_listener, admin, admin_stop_rx));
 
         // The other replicas' events, followed on this (the main) runtime until shutdown.
@@ -163,6 +168,7 @@ async fn serve_admin(listener: TcpListener, app: axum::Router, mut stop: watch::
     let stopped = async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
         tracing::error!(error = %err, "admin listener failed");
     }

@@ -21,7 +21,7 @@ pub async fn revoke(config: &Config, who: Denied) -> Result<String, String> {
     };
     let named = format!("{} {:?}", who.kind(), who.id());
     if auth_config.redis.is_none() {
-        return ask_admin_listener(config.server.admin_listen, &who, &named).await;
+        return ask_admin_listener(config, &who, &named).await;
     }
     let auth = Auth::new(auth_config, &Metrics::new()).map_err(|err| err.to_string())?;
     match auth.revoke(&who).await {
@@ -33,7 +33,8 @@ pub async fn revoke(config: &Config, who: Denied) -> Result<String, String> {
     }
 }
 
-async fn ask_admin_listener(admin: SocketAddr, who: &Denied, named: &str) -> Result<String, String> {
+async fn ask_admin_listener(config: &Config, who: &Denied, named: &str) -> Result<String, String> {
+    let admin = config.server.admin_listen;
     let ip = match admin.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
@@ -41,7 +42,11 @@ async fn ask_admin_listener(admin: SocketAddr, who: &Denied, named: &str) -> Res
     };
     let url = format!("http://{}/sessions/revoke", SocketAddr::new(ip, admin.port()));
     let http = crate::oidc::back_channel(Duration::from_secs(10));
-    let answer = http.post(&url).form(&[(who.kind(), who.id())]).send().await.map_err(|err| {
+    let mut request = http.post(&url).form(&[(who.kind(), who.id())]);
+    if let Some(token) = &config.server.admin_token {
+        request = request.bearer_auth(token.expose());
+    }
+    let answer = request.send().await.map_err(|err| {
         let causes: Vec<String> = std::iter::successors(std::error::Error::source(&err), |e| e.source())
             .map(ToString::to_string)
             .collect();

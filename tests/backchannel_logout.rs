@@ -342,3 +342,42 @@ async fn the_revoke_command_ends_sessions_with_either_store() {
         assert_eq!(neither.status.code(), Some(2), "clap refuses a revocation that names nobody");
     }
 }
+
+/// With `server.admin_token`, a revocation needs it (loopback peers too); the command
+/// sends it from the configuration.
+#[tokio::test]
+async fn with_an_admin_token_a_revocation_needs_it() {
+    const TOKEN: &str = "an-admin-token-for-the-tests-0123";
+    let s = gateway("cookie", None).await;
+    let (alice, sub) = signed_in(&s, "alice").await;
+    let admin_line = "admin_listen = \"127.0.0.1:0\"";
+    let config = s.config.replace(admin_line, &format!("{admin_line}\nadmin_token = \"{TOKEN}\""));
+    // A second gateway on the same cookies, with the token: the sessions of this process.
+    let guarded =
+        TestGateway::start(&config.replace(&format!("listen = \"{}\"", s.gateway.addr), "listen = \"127.0.0.1:0\""))
+            .await;
+    guarded.ready().await;
+    assert_eq!(api(&s, &guarded, &alice).await.status(), 200);
+    let revoke = |authorization: Option<&str>| {
+        let mut request = s.http.post(guarded.admin_url("/sessions/revoke")).form(&[("sub", &sub)]);
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        request.send()
+    };
+    for refused in [None, Some("Bearer wrong-token"), Some(&*format!("Basic {TOKEN}"))] {
+        assert_eq!(revoke(refused).await.unwrap().status(), 403, "{refused:?}");
+    }
+    assert_eq!(api(&s, &guarded, &alice).await.status(), 200, "nothing ended");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("portcullis.toml");
+    let admin = format!("admin_listen = \"{}\"", guarded.admin_addr);
+    std::fs::write(&file, config.replace(admin_line, &admin)).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    command.args(["sessions", "revoke", "--sub", &sub, "--config"]).arg(&file).env_remove("PORTCULLIS_CONFIG");
+    let done = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert_eq!(api(&s, &guarded, &alice).await.status(), 401, "revoked with the configured token");
+    assert_eq!(api(&s, &s.gateway, &alice).await.status(), 200, "the other process has no [redis]: untouched");
+}

@@ -142,6 +142,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Health, readiness (and later metrics) listen here, away from user traffic.
     pub admin_listen: SocketAddr,
+    /// The bearer token the admin listener's operations (`POST /sessions/revoke`)
+    /// require; without one, they answer loopback peers only.
+    pub admin_token: Option<crate::secret::Secret<String>>,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
     /// A client must send its complete request head within this time (slowloris guard).

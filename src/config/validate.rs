@@ -34,6 +34,10 @@ const RESERVED_HEADERS: [&str; 12] = [
 /// More threads than this is a typo, not a tuning.
 const MAX_WORKERS: u32 = 256;
 
+/// The shortest `server.admin_token` accepted: it stands between anyone who reaches the
+/// admin listener and signing every user out.
+const MIN_ADMIN_TOKEN: usize = 24;
+
 /// Returns the typed config, or `None` with `problems` filled in.
 pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> {
     let before = problems.len();
@@ -42,6 +46,17 @@ pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> 
     let server = ServerConfig {
         listen: check.socket_addr("server.listen", &raw.server.listen),
         admin_listen: check.socket_addr("server.admin_listen", &raw.server.admin_listen),
+        admin_token: match raw.server.admin_token.as_str() {
+            "" => None,
+            token if token.len() < MIN_ADMIN_TOKEN => {
+                check.fail(
+                    "server.admin_token",
+                    format!("is {} characters; use at least {MIN_ADMIN_TOKEN} random ones", token.len()),
+                );
+                None
+            }
+            token => Some(Secret::new(token.to_owned())),
+        },
         shutdown_timeout: check.duration("server.shutdown_timeout", &raw.server.shutdown_timeout, true),
         header_read_timeout: check.duration("server.header_read_timeout", &raw.server.header_read_timeout, false),
         trust_forwarded_headers: raw.server.trust_forwarded_headers,
