@@ -38,17 +38,8 @@ async fn signed_in(s: &Setup, username: &str) -> (String, String) {
     let callback = browser.until_callback_as(s, "%2F", username, &password).await;
     assert_eq!(browser.get(s, &callback, &[]).await.status(), 302);
     let cookies = Browser::cookie_header(&browser.gateway);
-    let me: Value = s
-        .http
-        .get(s.gateway.url("/auth/userinfo"))
-        .header("cookie", &cookies)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (cookies, me["sub"].as_str().unwrap().to_owned())
+    let sub = s.sub(&cookies).await;
+    (cookies, sub)
 }
 
 async fn api(s: &Setup, gateway: &TestGateway, cookies: &str) -> reqwest::Response {

@@ -126,21 +126,11 @@ async fn cookie_sessions_with_redis_a_websocket_on_another_replica_closes_after_
 async fn a_revocation_closes_the_users_websocket_and_event_stream() {
     let (s, cookies) = signed_in("", "").await;
     let mut socket = open_websocket(&s.gateway, &s.gateway.url(""), &cookies).await;
-    let stream = s.http.get(s.gateway.url("/events")).header("cookie", &cookies).send().await.unwrap();
-    assert_eq!(stream.status(), 200);
-    let mut events = stream;
+    let mut events = s.http.get(s.gateway.url("/events")).header("cookie", &cookies).send().await.unwrap();
+    assert_eq!(events.status(), 200);
     assert!(timeout(BOUND, events.chunk()).await.unwrap().unwrap().is_some(), "the stream carries events");
-    let me: serde_json::Value = s
-        .http
-        .get(s.gateway.url("/auth/userinfo"))
-        .header("cookie", &cookies)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let revoked = s.http.post(s.gateway.admin_url("/sessions/revoke")).form(&[("sub", me["sub"].as_str().unwrap())]);
+    let sub = s.sub(&cookies).await;
+    let revoked = s.http.post(s.gateway.admin_url("/sessions/revoke")).form(&[("sub", &sub)]);
     assert_eq!(revoked.send().await.unwrap().status(), 200);
     let since = Instant::now();
     closed_after(&mut socket, since).await;

@@ -19,7 +19,7 @@ use crate::cluster::{Cluster, When};
 use crate::oidc::logout_token::verify_logout_token;
 use crate::proxy::body::{self, ProxyBody};
 use base64::Engine;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::header::CACHE_CONTROL;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -96,16 +96,13 @@ fn refuse(auth: &Auth, outcome: &'static str, request_id: &str, why: &str) -> Re
     answer(StatusCode::BAD_REQUEST, Some(("invalid_request", why)))
 }
 
+/// The answer to the provider: an empty 200, or an error in the spec's JSON form; never
+/// cached.
 fn answer(status: StatusCode, error: Option<(&str, &str)>) -> Response<ProxyBody> {
-    let mut response = match error {
-        Some((error, description)) => {
-            let mut response =
-                Response::new(body::full(json!({ "error": error, "error_description": description }).to_string()));
-            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            response
-        }
-        None => Response::new(body::empty()),
-    };
+    if let Some((error, description)) = error {
+        return super::endpoints::json_response(status, &json!({ "error": error, "error_description": description }));
+    }
+    let mut response = Response::new(body::empty());
     *response.status_mut() = status;
     response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response

@@ -296,12 +296,12 @@ async fn userinfo(auth: &Arc<Auth>, headers: &HeaderMap, request_id: &str) -> Re
             error_response(&GatewayError::ProviderUnavailable(retry_after), wants_html(headers), request_id)
         }
         Freshness::StoreDown => error_response(&GatewayError::StoreUnavailable, wants_html(headers), request_id),
-        Freshness::Missing => {
-            // Cookies of a session that ended (signed out elsewhere, revoked) go too.
-            Session::clear(headers, &mut cookies, &auth.jar);
-            json_response(StatusCode::UNAUTHORIZED, &json!({ "error": "unauthenticated", "login_url": "/auth/login" }))
-        }
-        Freshness::Ended => {
+        missing @ (Freshness::Missing | Freshness::Ended) => {
+            if matches!(missing, Freshness::Missing) {
+                // Cookies of a session that ended (signed out elsewhere, revoked) go
+                // too; an ended refresh has cleared them already.
+                Session::clear(headers, &mut cookies, &auth.jar);
+            }
             json_response(StatusCode::UNAUTHORIZED, &json!({ "error": "unauthenticated", "login_url": "/auth/login" }))
         }
     };
@@ -402,7 +402,7 @@ fn with_cookies(mut response: Response<ProxyBody>, cookies: HeaderMap) -> Respon
     response
 }
 
-fn json_response(status: StatusCode, value: &Value) -> Response<ProxyBody> {
+pub(super) fn json_response(status: StatusCode, value: &Value) -> Response<ProxyBody> {
     let mut response = Response::new(body::full(value.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -144,18 +144,7 @@ impl Cluster {
 
     /// `SET key value PX ttl`, with `NX`/`XX` from `when`; whether it was set.
     pub async fn set(&self, key: &str, value: &[u8], ttl: Duration, when: When) -> Result<bool, ClusterError> {
-        let mut command = redis::cmd("SET");
-        command.arg(key).arg(value).arg("PX").arg(ttl.as_millis().max(1) as u64);
-        match when {
-            When::Always => {}
-            When::Absent => {
-                command.arg("NX");
-            }
-            When::Present => {
-                command.arg("XX");
-            }
-        }
-        let answer: Option<String> = self.run("set", &command).await?;
+        let answer: Option<String> = self.run("set", &set_command(key, value, ttl, when)).await?;
         Ok(answer.is_some())
     }
 
@@ -167,6 +156,23 @@ impl Cluster {
     pub async fn publish(&self, event: &events::Event) -> Result<(), ClusterError> {
         self.run::<i64>("publish", redis::cmd("PUBLISH").arg(self.channel()).arg(event.encode())).await.map(drop)
     }
+}
+
+/// `SET key value PX ttl`, with `NX`/`XX` from `when`: for [`Cluster::set`], and for
+/// pipelines that write a key with others.
+pub fn set_command(key: &str, value: &[u8], ttl: Duration, when: When) -> redis::Cmd {
+    let mut command = redis::cmd("SET");
+    command.arg(key).arg(value).arg("PX").arg(ttl.as_millis().max(1) as u64);
+    match when {
+        When::Always => {}
+        When::Absent => {
+            command.arg("NX");
+        }
+        When::Present => {
+            command.arg("XX");
+        }
+    }
+    command
 }
 
 /// The condition of a [`Cluster::set`].

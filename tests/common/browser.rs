@@ -24,6 +24,13 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// The `sub` of the session `cookies` present, as `/auth/userinfo` says.
+    pub async fn sub(&self, cookies: &str) -> String {
+        let reply = self.http.get(self.gateway.url("/auth/userinfo")).header("cookie", cookies).send().await.unwrap();
+        let me: serde_json::Value = reply.json().await.unwrap();
+        me["sub"].as_str().expect("signed in").to_owned()
+    }
+
     /// Another gateway with the same configuration (keys, provider, public URL) on a
     /// port of its own: a second replica behind the same origin.
     pub async fn replica(&self) -> crate::common::TestGateway {

@@ -35,7 +35,7 @@ use std::sync::Arc;
 pub struct StoreUnavailable;
 
 /// What a revocation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Revoked {
     /// How many sessions ended: known with the Redis store (cookie sessions live in
     /// browsers, so the store cannot count them).

@@ -25,7 +25,7 @@ use super::super::session::Session;
 use super::{Presented, Sealing, StoreUnavailable};
 use crate::auth::cookies::RequestCookies;
 use crate::cluster::events::Event;
-use crate::cluster::{Cluster, When};
+use crate::cluster::{Cluster, When, set_command};
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -116,18 +116,20 @@ impl RedisStore {
         now: u64,
     ) -> Result<bool, StoreUnavailable> {
         let lifetime = session.expires_at.saturating_sub(now);
-        let ttl_ms = lifetime.max(1) * 1000;
+        let ttl = Duration::from_secs(lifetime.max(1));
+        let record = self.cluster.key("session", &session.sid);
         let mut pipeline = ::redis::pipe();
         pipeline.atomic();
-        pipeline.cmd("SET").arg(self.cluster.key("session", &session.sid)).arg(self.sealed(session, sealing));
-        pipeline.arg("PX").arg(ttl_ms).arg("NX").ignore();
+        pipeline
+            .add_command(set_command(&record, self.sealed(session, sealing).as_bytes(), ttl, When::Absent))
+            .ignore();
         let user = Denied::User(session.sub.clone());
         let provider_session = session.idp_sid.clone().map(Denied::ProviderSession);
         for named in std::iter::once(&user).chain(provider_session.as_ref()) {
             let index = self.index(named);
             pipeline.cmd("SADD").arg(&index).arg(&session.sid).ignore();
             // Every session lives as long (`session.lifetime`): the newest sets the end.
-            pipeline.cmd("PEXPIRE").arg(&index).arg(ttl_ms).ignore();
+            pipeline.cmd("PEXPIRE").arg(&index).arg(ttl.as_millis() as u64).ignore();
         }
         self.cluster.run_pipeline::<()>("set", &pipeline).await.map_err(|err| {
             tracing::error!(error = %err, "could not write a session to Redis");
@@ -178,7 +180,7 @@ impl RedisStore {
     /// Saves what a refresh this replica made came to (rule 4), for every replica.
     pub async fn settle_refresh(&self, before: &Session, exchanged: Exchanged, sealing: &Sealing<'_>) -> Exchanged {
         match exchanged {
-            Exchanged::Refreshed(session) => match self.write(&session, sealing, When::Present).await {
+            Exchanged::Refreshed(session) => match self.rewrite(&session, sealing).await {
                 Ok(true) => {
                     self.announce(&session.sid).await;
                     Exchanged::Refreshed(session)
@@ -243,12 +245,13 @@ impl RedisStore {
         sealing.sealer.seal(RECORD, &plain)
     }
 
-    /// `SET {prefix}session:{sid} <sealed record> PX <rest of the session> XX` (or `NX`).
-    async fn write(&self, session: &Session, sealing: &Sealing<'_>, when: When) -> Result<bool, ()> {
+    /// A refreshed record: `SET {prefix}session:{sid} <sealed record> PX <rest of the
+    /// session> XX` (rule 4); whether the record was still there.
+    async fn rewrite(&self, session: &Session, sealing: &Sealing<'_>) -> Result<bool, ()> {
         let sealed = self.sealed(session, sealing);
         let lifetime = Duration::from_secs(session.expires_at.saturating_sub(crate::oidc::now_secs()).max(1));
         let key = self.cluster.key("session", &session.sid);
-        self.cluster.set(&key, sealed.as_bytes(), lifetime, when).await.map_err(|err| {
+        self.cluster.set(&key, sealed.as_bytes(), lifetime, When::Present).await.map_err(|err| {
             tracing::error!(error = %err, "could not write a session to Redis");
         })
     }
