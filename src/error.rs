@@ -37,6 +37,12 @@ pub enum GatewayError {
     Forbidden(crate::auth::policy::Rule),
     #[error("the request has more than one Host header")]
     DuplicateHost,
+    /// `/auth/verify` asked by a peer outside `forward_auth.trusted_proxies`.
+    #[error("{0} asked /auth/verify but is not in forward_auth.trusted_proxies")]
+    UntrustedForwardAuthCaller(std::net::IpAddr),
+    /// `/auth/verify` could not tell which request it decides on.
+    #[error("forward-auth request without a usable original URI: {0}")]
+    UnknownOriginalRequest(&'static str),
     #[error("the request's cookies exceed the configured limits")]
     CookiesTooLarge,
     #[error("method {0} is not proxied")]
@@ -70,6 +76,8 @@ impl GatewayError {
             | GatewayError::Forbidden(_)
             | GatewayError::CookiesTooLarge
             | GatewayError::DuplicateHost
+            | GatewayError::UntrustedForwardAuthCaller(_)
+            | GatewayError::UnknownOriginalRequest(_)
             | GatewayError::MethodNotAllowed(_) => ErrorSource::Client,
             GatewayError::UpstreamUnreachable(_)
             | GatewayError::UpstreamTimeout(_)
@@ -85,9 +93,11 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute => StatusCode::NOT_FOUND,
             GatewayError::ClientBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            GatewayError::ClientAborted | GatewayError::BadPath(_) | GatewayError::DuplicateHost => {
-                StatusCode::BAD_REQUEST
-            }
+            GatewayError::ClientAborted
+            | GatewayError::BadPath(_)
+            | GatewayError::DuplicateHost
+            | GatewayError::UnknownOriginalRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::UntrustedForwardAuthCaller(_) => StatusCode::FORBIDDEN,
             GatewayError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::CrossSiteRequest | GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
             GatewayError::CookiesTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -112,6 +122,8 @@ impl GatewayError {
             GatewayError::Forbidden(_) => "forbidden",
             GatewayError::CookiesTooLarge => "cookies_too_large",
             GatewayError::DuplicateHost => "bad_host",
+            GatewayError::UntrustedForwardAuthCaller(_) => "untrusted_caller",
+            GatewayError::UnknownOriginalRequest(_) => "bad_forward_auth_request",
             GatewayError::UpstreamUnreachable(_) => "upstream_unreachable",
             GatewayError::UpstreamTimeout(_) => "upstream_timeout",
             GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => "bad_gateway",
@@ -134,6 +146,10 @@ impl GatewayError {
             }
             GatewayError::Forbidden(rule) => rule.public_message(),
             GatewayError::DuplicateHost => "The request must have exactly one Host header.",
+            GatewayError::UntrustedForwardAuthCaller(_) => "This address may not ask for authorization decisions.",
+            GatewayError::UnknownOriginalRequest(_) => {
+                "The proxy did not say which request to decide on (X-Forwarded-Uri or X-Original-URI)."
+            }
             GatewayError::CookiesTooLarge => {
                 "This site has set too many or too large cookies. Clear the cookies for this site and reload."
             }

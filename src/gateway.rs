@@ -4,14 +4,14 @@
 //! into a response (`respond.rs`), and writes one access-log line. The log line names
 //! the path without its query string: queries can carry codes and tokens.
 
+use crate::auth::admission::{self, Admission, Asked};
 use crate::auth::cookies::{RequestCookies, UpstreamCookies};
-use crate::auth::freshness::{self, Freshness};
-use crate::auth::session::Session;
 use crate::auth::session_end::{EndsWithSession, SessionEnd};
 use crate::auth::store::Presented;
-use crate::auth::{self, Auth, bearer, csrf, policy};
+use crate::auth::{self, Auth};
 use crate::config::{Config, RequestLimits};
 use crate::error::{ErrorSource, GatewayError};
+use crate::forward_auth::{self, ForwardAuth};
 use crate::metrics::{Metrics, NO_ROUTE, RouteMetrics};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::headers::Added;
@@ -34,6 +34,8 @@ use std::time::Instant;
 pub struct Gateway {
     proxy: Proxy,
     auth: Option<Arc<Auth>>,
+    forward_auth: ForwardAuth,
+    verify_endpoint: RouteMetrics,
     metrics: Arc<Metrics>,
     unrouted: RouteMetrics,
     auth_endpoints: RouteMetrics,
@@ -53,6 +55,8 @@ impl Gateway {
         Self {
             proxy: Proxy::new(config, &metrics, shutdown),
             auth,
+            forward_auth: ForwardAuth::new(&config.forward_auth),
+            verify_endpoint: metrics.for_route(forward_auth::VERIFY),
             unrouted: metrics.for_route(NO_ROUTE),
             auth_endpoints: metrics.for_route(AUTH_ROUTE),
             metrics,
@@ -79,20 +83,29 @@ impl Gateway {
         let refusal = refuse_early(&head.method, &mut head.uri, &head.headers, &cookies);
         let path = head.uri.path();
         let is_auth_endpoint = refusal.is_none() && self.auth.is_some() && path.starts_with("/auth/");
+        let is_verify = is_auth_endpoint && ForwardAuth::asks(path);
         let route = if is_auth_endpoint || refusal.is_some() { None } else { self.proxy.route(path) };
         let checked = match (&self.auth, route) {
             (Some(auth), Some(route)) => Some(CookieCheck::of(auth, &cookies, route)),
             _ => None,
         };
-        let request = Request::from_parts(head, body);
+        // `/auth/verify`'s session: the cookies borrow the head, which is handed on.
+        let verify_presented = match &self.auth {
+            Some(auth) if is_verify => Some(auth.presented(&cookies, auth::now_secs())),
+            _ => None,
+        };
         let result = if let Some(refusal) = refusal {
             Err(refusal)
+        } else if let (Some(presented), Some(auth)) = (verify_presented, &self.auth) {
+            Box::pin(self.forward_auth.verify(auth, &self.proxy, head, presented, &peer, id)).await
         } else if let (true, Some(auth)) = (is_auth_endpoint, &self.auth) {
+            let request = Request::from_parts(head, body);
             // Boxed, like the other rare paths below: their futures (token requests
             // through reqwest) are kilobytes, and every request's future would carry
             // that size, copied into hyper's connection on every request.
             Ok(Box::pin(auth::handle(auth, request, id)).await)
         } else {
+            let request = Request::from_parts(head, body);
             match route {
                 Some(route) => self.authenticate_and_forward(route, request, checked, &peer, &request_id).await,
                 None => Err(GatewayError::NoRoute),
@@ -108,6 +121,7 @@ impl Gateway {
         let elapsed = started.elapsed();
         let metrics = match route {
             Some(route) => &route.metrics,
+            None if is_verify => &self.verify_endpoint,
             None if is_auth_endpoint => &self.auth_endpoints,
             None => &self.unrouted,
         };
@@ -118,7 +132,12 @@ impl Gateway {
                 target: "access",
                 method = %method,
                 path,
-                route = route.map_or(if is_auth_endpoint { AUTH_ROUTE } else { NO_ROUTE }, |r| r.prefix.as_str()),
+                route = match route {
+                    Some(route) => route.prefix.as_str(),
+                    None if is_verify => forward_auth::VERIFY,
+                    None if is_auth_endpoint => AUTH_ROUTE,
+                    None => NO_ROUTE,
+                },
                 status = response.status().as_u16(),
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
                 request_id = id,
@@ -153,49 +172,22 @@ impl Gateway {
             let mut added = Added::with_capacity(ADDED_HEADERS);
             let mut live_session = None;
             if !route.public {
-                let session = match auth.resolve(presented, now).await {
-                    Ok(Some(session)) => {
-                        freshness::fresh(auth, session, request.headers(), &mut cookies, now, id).await
-                    }
-                    Ok(None) => Freshness::Missing,
-                    Err(_) => Freshness::StoreDown,
+                // Clones that share the request's bytes: the headers are lent out below.
+                let (method, uri) = (request.method().clone(), request.uri().clone());
+                let asked = Asked {
+                    method: &method,
+                    target: uri.path_and_query().map_or("/", |pq| pq.as_str()),
+                    csrf: route.csrf,
+                    policy: &route.policy,
+                    redirect_navigations: true,
                 };
-                match session {
-                    Freshness::Valid(session) => {
-                        let forged = route.csrf
-                            && csrf::needs_proof(request.method(), request.headers())
-                            && !csrf::allowed(request.headers(), auth.public_origin(), &auth.config.identity.csrf);
-                        if forged {
-                            return Err(GatewayError::CrossSiteRequest);
-                        }
-                        policy::check(&route.policy, &session.identity()).map_err(GatewayError::Forbidden)?;
+                match admission::admit(auth, asked, presented, request.headers_mut(), &mut cookies, now, id).await? {
+                    Admission::Session(session) => {
                         auth.identity.add_for_session(request.headers_mut(), &mut added, &session);
                         live_session = Some(session);
                     }
-                    Freshness::ProviderDown { retry_after } => {
-                        return Err(GatewayError::ProviderUnavailable(retry_after));
-                    }
-                    Freshness::StoreDown => return Err(GatewayError::StoreUnavailable),
-                    Freshness::Missing | Freshness::Ended
-                        if auth.config.bearer.enabled && bearer::presented(request.headers()).is_some() =>
-                    {
-                        let authenticated =
-                            Box::pin(bearer::authenticate(auth, &route.policy, request.headers_mut(), id));
-                        if let Err(refusal) = authenticated.await {
-                            return Ok(refusal);
-                        }
-                    }
-                    missing @ (Freshness::Missing | Freshness::Ended) => {
-                        if matches!(missing, Freshness::Missing) {
-                            // Cookies of a session that ended (signed out elsewhere,
-                            // revoked) go too; an ended refresh has cleared them already.
-                            Session::clear(request.headers(), &mut cookies, &auth.jar);
-                        }
-                        let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
-                        let mut response = auth::unauthenticated(request.headers(), request.method(), &target);
-                        response.headers_mut().extend(cookies);
-                        return Ok(response);
-                    }
+                    Admission::Bearer => {}
+                    Admission::Answer(response) => return Ok(response),
                 }
             }
             upstream_cookies.apply(request.headers_mut());

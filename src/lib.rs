@@ -19,6 +19,7 @@ pub mod config;
 pub mod demo;
 pub mod dev_idp;
 pub mod error;
+mod forward_auth;
 mod gateway;
 pub mod metrics;
 pub mod oidc;

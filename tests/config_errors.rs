@@ -144,8 +144,8 @@ fn environment_overrides_file_values_with_types_from_the_defaults() {
     assert!(config.server.trust_forwarded_headers);
     assert_eq!(config.upstream.pool_max_idle_per_host, 7);
     assert_eq!(config.upstream.response_timeout.as_secs(), 120);
-    assert_eq!(config.routes[0].upstream.authority, "10.0.0.1:3000");
-    assert_eq!(config.routes[0].upstream.base_path, "/base");
+    assert_eq!(config.routes[0].upstream.as_ref().unwrap().authority, "10.0.0.1:3000");
+    assert_eq!(config.routes[0].upstream.as_ref().unwrap().base_path, "/base");
     assert_eq!(config.routes[1].prefix, "/api/");
     assert!(config.routes[1].strip_prefix);
 }
@@ -372,4 +372,23 @@ fn redis_settings_are_checked_and_the_url_is_never_quoted_back() {
     }
     let env_url = load(&login("store = \"redis\""), &[("PORTCULLIS_REDIS__URL", "redis://127.0.0.1:6379/1")]);
     assert!(env_url.is_ok(), "the URL from the environment: {env_url:?}");
+}
+
+#[test]
+fn forward_auth_trusts_networks_and_a_route_needs_an_upstream_only_without_a_provider() {
+    let login = "[server]\npublic_url = \"https://app.example.com\"\n[provider]\nkind = \"oidc\"\n\
+                 issuer = \"https://idp.example\"\nclient_id = \"c\"\n\
+                 [session]\ncookie_keys = [\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"]\n";
+    let config = load(&format!("{login}[forward_auth]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"::1\"]\n[[route]]\nprefix = \"/admin/\"\nallowed_groups = [\"admin\"]\n"), &[]).unwrap();
+    let trusted: Vec<String> = config.forward_auth.trusted_proxies.iter().map(ToString::to_string).collect();
+    assert_eq!(trusted, ["10.0.0.0/8", "192.0.2.7/32", "::1/128"]);
+    assert!(config.routes[0].upstream.is_none(), "a route for /auth/verify only");
+    assert!(load(login, &[]).is_ok(), "forward-auth alone needs no route");
+
+    let found =
+        problems(&format!("{login}[forward_auth]\ntrusted_proxies = [\"10.0.0.0/33\", \"proxy.local\"]\n"), &[]);
+    assert_eq!(keys(&found), ["forward_auth.trusted_proxies", "forward_auth.trusted_proxies"]);
+    assert!(found[1].message.contains("\"proxy.local\""), "{}", found[1]);
+    let found = problems("[[route]]\nprefix = \"/\"\n", &[]);
+    assert_eq!(keys(&found), ["route[0].upstream"]);
 }

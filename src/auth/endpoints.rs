@@ -61,13 +61,19 @@ pub async fn handle(auth: &Arc<Auth>, request: Request<Incoming>, request_id: &s
 }
 
 /// What a protected route answers without a session: a redirect to log in for a
-/// browser navigation, a 401 with the login URL for fetch/XHR and API clients.
-pub fn unauthenticated(headers: &HeaderMap, method: &Method, path_and_query: &str) -> Response<ProxyBody> {
+/// browser navigation (when `redirect_navigations`), a 401 with the login URL for
+/// fetch/XHR and API clients.
+pub fn unauthenticated(
+    headers: &HeaderMap,
+    method: &Method,
+    path_and_query: &str,
+    redirect_navigations: bool,
+) -> Response<ProxyBody> {
     let login = format!(
         "/auth/login?return_to={}",
         url::form_urlencoded::byte_serialize(path_and_query.as_bytes()).collect::<String>()
     );
-    if wants_html(headers) && (method == Method::GET || method == Method::HEAD) {
+    if redirect_navigations && wants_html(headers) && (method == Method::GET || method == Method::HEAD) {
         return redirect(StatusCode::FOUND, &login, HeaderMap::new());
     }
     json_response(StatusCode::UNAUTHORIZED, &json!({ "error": "unauthenticated", "login_url": login }))

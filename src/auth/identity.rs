@@ -71,6 +71,28 @@ impl IdentityHeaders {
         }
     }
 
+    /// The identity headers of a `/auth/verify` answer, for the calling proxy to copy
+    /// upstream: from `session`, or else as the admission set them in `request` (a
+    /// Bearer token's; none on a public route). Every name the gateway owns is there
+    /// once, empty when the user has no such claim, so that the proxy's copy replaces a
+    /// client-sent one in every proxy (some copy only the names an answer carries).
+    pub fn answer(&self, response: &mut HeaderMap, session: Option<&Session>, request: &HeaderMap) {
+        let mut from_session = HeaderMap::new();
+        if let Some(session) = session {
+            let mut added = Added::with_capacity(self.names.len() + 1);
+            self.add_for_session(&mut from_session, &mut added, session);
+            from_session.extend(added.into_iter().map(|(name, value)| (Some(name), value)));
+        }
+        let source = if session.is_some() { &from_session } else { request };
+        for name in &self.names {
+            let value = source.get(name).cloned().unwrap_or_else(|| HeaderValue::from_static(""));
+            response.insert(name.clone(), value);
+        }
+        if let Some(bearer) = from_session.get(AUTHORIZATION) {
+            response.insert(AUTHORIZATION, bearer.clone());
+        }
+    }
+
     /// The headers that depend only on who it is: all but the assertion, which is
     /// re-signed as it ages.
     fn values(&self, who: &Identity<'_>) -> Vec<(HeaderName, HeaderValue)> {

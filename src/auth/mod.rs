@@ -5,6 +5,7 @@
 //! - `endpoints.rs`: `/auth/login`, `/auth/callback`, `/auth/userinfo`, `/auth/logout`.
 //! - `store/`: where sessions live (cookies, or Redis behind a sealed handle).
 //! - `freshness.rs`, `refresh.rs`: when a session's tokens are renewed, and the renewal.
+//! - `admission.rs`: whether a request may act as a signed-in user on a route.
 //! - `identity.rs`: identity headers to the upstream, strip then set.
 //! - `return_to.rs`: where a login may send the browser back to.
 //! - `backchannel.rs`, `denylist.rs`, `session_end.rs`: sessions ended by the provider
@@ -13,6 +14,7 @@
 //! The provider's metadata and keys are loaded at startup with retries; until they
 //! are, `/readyz` says not ready and anything needing them answers 503.
 
+pub mod admission;
 pub mod assertion;
 mod backchannel;
 pub mod bearer;

@@ -33,6 +33,15 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Login and sessions; `None` without a `[provider]`: a plain reverse proxy.
     pub auth: Option<AuthConfig>,
+    pub forward_auth: ForwardAuthConfig,
+}
+
+/// `/auth/verify`, asked by the proxy a team already runs (see `forward_auth.rs`).
+#[derive(Debug, Clone)]
+pub struct ForwardAuthConfig {
+    /// Only these peers are answered: the forwarded headers they send pick the route
+    /// whose policy applies.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone)]
@@ -202,7 +211,9 @@ pub struct RouteConfig {
     /// Starts with `/`. Matches at segment boundaries: `/api` matches `/api` and
     /// `/api/x` but not `/apix`; `/api/` matches only below `/api/`.
     pub prefix: String,
-    pub upstream: UpstreamTarget,
+    /// `None`: the route only says who may reach the path, for `/auth/verify`; a
+    /// request to the gateway itself there is not forwarded.
+    pub upstream: Option<UpstreamTarget>,
     /// Remove the prefix before forwarding (`/api/users` → `/users`).
     pub strip_prefix: bool,
     /// Send the client's `Host` upstream instead of the upstream's own authority.

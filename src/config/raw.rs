@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub identity: RawIdentity,
     pub bearer: RawBearer,
     pub redis: RawRedis,
+    pub forward_auth: RawForwardAuth,
     #[serde(rename = "route")]
     pub routes: Vec<RawRoute>,
 }
@@ -95,6 +96,20 @@ pub struct RawLog {
 impl Default for RawLog {
     fn default() -> Self {
         Self { level: "info".into(), format: "json".into(), access_log: true }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RawForwardAuth {
+    /// Addresses (CIDR, or a single address) whose calls to `/auth/verify` are
+    /// answered: their `X-Forwarded-*` headers pick the route, so its policy.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for RawForwardAuth {
+    fn default() -> Self {
+        Self { trusted_proxies: vec!["127.0.0.0/8".into(), "::1/128".into()] }
     }
 }
 

@@ -3,9 +3,9 @@
 
 use super::raw::{RawConfig, RawProvider, RawRoute};
 use super::{
-    AuthConfig, BearerConfig, Config, IdentityConfig, LogConfig, LogFormat, Problem, ProviderConfig, ProviderKind,
-    RedisConfig, RequestLimits, RouteConfig, RoutePolicy, ServerConfig, SessionConfig, StoreKind, UpstreamConfig,
-    UpstreamTarget,
+    AuthConfig, BearerConfig, Config, ForwardAuthConfig, IdentityConfig, LogConfig, LogFormat, Problem, ProviderConfig,
+    ProviderKind, RedisConfig, RequestLimits, RouteConfig, RoutePolicy, ServerConfig, SessionConfig, StoreKind,
+    UpstreamConfig, UpstreamTarget,
 };
 use crate::oidc::metadata::CognitoIssuer;
 use crate::secret::Secret;
@@ -107,10 +107,13 @@ pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> 
         access_log: raw.log.access_log,
     };
 
-    if raw.routes.is_empty() {
+    let has_provider = !raw.provider.kind.is_empty();
+    // Forward-auth alone needs no route: `/auth/verify` then asks for a session only.
+    if raw.routes.is_empty() && !has_provider {
         check.fail("route", "no [[route]] is defined: add at least one (prefix = \"/\", upstream = \"http://...\")");
     }
-    let routes: Vec<RouteConfig> = raw.routes.iter().enumerate().map(|(i, route)| check.route(i, route)).collect();
+    let routes: Vec<RouteConfig> =
+        raw.routes.iter().enumerate().map(|(i, route)| check.route(i, route, has_provider)).collect();
     for (i, route) in routes.iter().enumerate() {
         if let Some(first) = routes[..i].iter().position(|r| r.prefix == route.prefix) {
             check.fail(
@@ -129,7 +132,15 @@ pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> 
             }
         }
     }
-    (problems.len() == before).then_some(Config { server, upstream, log, routes, auth })
+    let forward_auth = ForwardAuthConfig {
+        trusted_proxies: raw
+            .forward_auth
+            .trusted_proxies
+            .iter()
+            .filter_map(|value| check.network("forward_auth.trusted_proxies", value))
+            .collect(),
+    };
+    (problems.len() == before).then_some(Config { server, upstream, log, routes, auth, forward_auth })
 }
 
 struct Checker<'a> {
@@ -169,7 +180,7 @@ impl Checker<'_> {
         value.to_owned()
     }
 
-    fn route(&mut self, index: usize, raw: &RawRoute) -> RouteConfig {
+    fn route(&mut self, index: usize, raw: &RawRoute, has_provider: bool) -> RouteConfig {
         let key = |field: &str| format!("route[{index}].{field}");
         if raw.prefix.is_empty() {
             self.fail(key("prefix"), "is required (e.g. \"/\" or \"/api/\")");
@@ -178,7 +189,9 @@ impl Checker<'_> {
         } else if raw.prefix.contains(['?', '#']) || raw.prefix.contains("//") {
             self.fail(key("prefix"), format!("{:?} must be a plain path (no ?, # or //)", raw.prefix));
         }
-        let upstream = self.upstream(&key("upstream"), &raw.upstream);
+        // With a provider, a route may only say who may reach a path (for `/auth/verify`).
+        let upstream =
+            (!raw.upstream.is_empty() || !has_provider).then(|| self.upstream(&key("upstream"), &raw.upstream));
         RouteConfig {
             prefix: raw.prefix.clone(),
             upstream,
@@ -524,6 +537,19 @@ impl Checker<'_> {
             self.fail(key, format!("{value:?} is not a header name"));
             http::HeaderName::from_static("x-invalid")
         })
+    }
+
+    /// `10.0.0.0/8`, or one address (`10.1.2.3`, `::1`).
+    fn network(&mut self, key: &str, value: &str) -> Option<ipnet::IpNet> {
+        let parsed =
+            value.parse::<ipnet::IpNet>().or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(network) => Some(network),
+            Err(_) => {
+                self.fail(key, format!("{value:?} is not an address or network (e.g. \"10.0.0.0/8\" or \"::1\")"));
+                None
+            }
+        }
     }
 
     fn upstream(&mut self, key: &str, value: &str) -> UpstreamTarget {

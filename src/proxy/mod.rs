@@ -74,6 +74,8 @@ impl Proxy {
         mut added: Added,
         close_when: Option<CloseWhen>,
     ) -> Result<Response<ProxyBody>, GatewayError> {
+        // A route for `/auth/verify` only: the gateway itself serves nothing there.
+        let Some(upstream) = &route.upstream else { return Err(GatewayError::NoRoute) };
         let upgrade = (request.method() == Method::GET && request.version() == Version::HTTP_11)
             .then(|| headers::requested_upgrade(request.headers()))
             .flatten();
@@ -93,14 +95,15 @@ impl Proxy {
         added.push((X_REQUEST_ID.clone(), request_id.clone()));
         let host = match (route.preserve_host, client_host) {
             (true, Some(host)) => host,
-            _ => route.upstream_host.clone(),
+            _ => upstream.host.clone(),
         };
-        parts.uri =
-            route.upstream_uri(&parts.uri).map_err(|_| GatewayError::Internal("could not build the upstream URI"))?;
+        parts.uri = route
+            .upstream_uri(upstream, &parts.uri)
+            .map_err(|_| GatewayError::Internal("could not build the upstream URI"))?;
         parts.version = Version::HTTP_11;
 
         if bodiless::applies(&parts.method, http_body::Body::is_end_stream(&body), upgrade.is_some()) {
-            let exchange = self.client.send_bodiless(route.upstream, &route.target.authority, &parts, &host, &added);
+            let exchange = self.client.send_bodiless(upstream.index, &upstream.target.authority, &parts, &host, &added);
             let response = tokio::time::timeout(self.timeouts.response_timeout, exchange)
                 .await
                 .map_err(|_| GatewayError::UpstreamTimeout(self.timeouts.response_timeout))?
@@ -115,7 +118,7 @@ impl Proxy {
             headers::set_upgrade(&mut parts.headers, protocol);
         }
         let (body, body_sent) = RequestBody::new(IdleTimeout::new(body, self.timeouts.idle_timeout));
-        let exchange = self.client.send(route.upstream, &route.target.authority, Request::from_parts(parts, body));
+        let exchange = self.client.send(upstream.index, &upstream.target.authority, Request::from_parts(parts, body));
         tokio::pin!(exchange);
         // While the request body streams, only the idle timeout applies; the response
         // timeout measures the upstream, from the moment it has the whole request.

@@ -14,10 +14,9 @@ use http::uri::{PathAndQuery, Uri};
 #[derive(Debug)]
 pub struct Route {
     pub prefix: String,
-    pub target: UpstreamTarget,
-    /// The index of `target.authority` among the table's distinct upstreams: the
-    /// upstream connection pool's list for it.
-    pub upstream: usize,
+    /// Where requests go; `None` for a route that only says who may reach its paths
+    /// (asked through `/auth/verify`), which forwards nothing.
+    pub upstream: Option<Upstream>,
     pub strip_prefix: bool,
     pub preserve_host: bool,
     /// Served without a session.
@@ -26,25 +25,35 @@ pub struct Route {
     pub csrf: bool,
     pub policy: RoutePolicy,
     case_insensitive: bool,
-    /// The upstream's authority as a `Host` value, built once.
-    pub upstream_host: HeaderValue,
     pub metrics: RouteMetrics,
+}
+
+/// A route's upstream.
+#[derive(Debug)]
+pub struct Upstream {
+    pub target: UpstreamTarget,
+    /// The index of `target.authority` among the table's distinct upstreams: the
+    /// upstream connection pool's list for it.
+    pub index: usize,
+    /// The upstream's authority as a `Host` value, built once.
+    pub host: HeaderValue,
 }
 
 impl Route {
     fn new(config: &RouteConfig, case_insensitive: bool, metrics: &Metrics) -> Self {
         Self {
             prefix: config.prefix.clone(),
-            target: config.upstream.clone(),
-            upstream: 0,
+            upstream: config.upstream.as_ref().map(|target| Upstream {
+                target: target.clone(),
+                index: 0,
+                host: HeaderValue::from_str(target.authority.as_str()).expect("an authority is a valid header value"),
+            }),
             strip_prefix: config.strip_prefix,
             preserve_host: config.preserve_host,
             public: config.public,
             csrf: config.csrf,
             policy: config.policy.clone(),
             case_insensitive,
-            upstream_host: HeaderValue::from_str(config.upstream.authority.as_str())
-                .expect("an authority is a valid header value"),
             metrics: metrics.for_route(&config.prefix),
         }
     }
@@ -59,9 +68,9 @@ impl Route {
                 || path.as_bytes()[self.prefix.len()] == b'/')
     }
 
-    /// The URI to request upstream for a client request to `uri`.
-    pub fn upstream_uri(&self, uri: &Uri) -> Result<Uri, http::Error> {
-        let base = &self.target.base_path;
+    /// The URI to request from `upstream` (this route's) for a client request to `uri`.
+    pub fn upstream_uri(&self, upstream: &Upstream, uri: &Uri) -> Result<Uri, http::Error> {
+        let base = &upstream.target.base_path;
         if base.is_empty() && !self.strip_prefix {
             // The client's own path and query (shared, not copied), in origin form.
             return Ok(Uri::from(uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"))));
@@ -98,11 +107,11 @@ impl RouteTable {
             configs.iter().map(|config| Route::new(config, case_insensitive, metrics)).collect();
         routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
         let mut distinct: Vec<http::uri::Authority> = Vec::new();
-        for route in &mut routes {
-            route.upstream = match distinct.iter().position(|known| *known == route.target.authority) {
+        for upstream in routes.iter_mut().filter_map(|route| route.upstream.as_mut()) {
+            upstream.index = match distinct.iter().position(|known| *known == upstream.target.authority) {
                 Some(index) => index,
                 None => {
-                    distinct.push(route.target.authority.clone());
+                    distinct.push(upstream.target.authority.clone());
                     distinct.len() - 1
                 }
             };
@@ -134,11 +143,11 @@ mod tests {
         let uri: Uri = upstream.parse().unwrap();
         RouteConfig {
             prefix: prefix.into(),
-            upstream: UpstreamTarget {
+            upstream: Some(UpstreamTarget {
                 scheme: uri.scheme().unwrap().clone(),
                 authority: uri.authority().unwrap().clone(),
                 base_path: uri.path().trim_end_matches('/').into(),
-            },
+            }),
             strip_prefix,
             preserve_host: false,
             public: false,
@@ -182,7 +191,7 @@ mod tests {
             false,
             &Metrics::new(),
         );
-        let upstream = |path| table.find(path).unwrap().upstream;
+        let upstream = |path| table.find(path).unwrap().upstream.as_ref().unwrap().index;
         assert_eq!(table.upstreams(), 2);
         assert_eq!(upstream("/app/x"), upstream("/x"));
         assert_ne!(upstream("/api/x"), upstream("/x"));
@@ -209,12 +218,13 @@ mod tests {
     #[test]
     fn rewrites_path_with_strip_and_base_path() {
         let uri: Uri = "/api/users?page=2".parse().unwrap();
+        let rewrite = |route: &Route, uri: &Uri| route.upstream_uri(route.upstream.as_ref().unwrap(), uri).unwrap();
         let keep = Route::new_for_test(&route("/api/", "http://127.0.0.1:3000", false));
-        assert_eq!(keep.upstream_uri(&uri).unwrap(), "/api/users?page=2");
+        assert_eq!(rewrite(&keep, &uri), "/api/users?page=2");
         let strip = Route::new_for_test(&route("/api/", "http://127.0.0.1:3000", true));
-        assert_eq!(strip.upstream_uri(&uri).unwrap(), "/users?page=2");
+        assert_eq!(rewrite(&strip, &uri), "/users?page=2");
         let based = Route::new_for_test(&route("/api", "http://127.0.0.1:3000/v1/", true));
-        assert_eq!(based.upstream_uri(&uri).unwrap(), "/v1/users?page=2");
-        assert_eq!(based.upstream_uri(&"/api".parse().unwrap()).unwrap(), "/v1/");
+        assert_eq!(rewrite(&based, &uri), "/v1/users?page=2");
+        assert_eq!(rewrite(&based, &"/api".parse().unwrap()), "/v1/");
     }
 }
