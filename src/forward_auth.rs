@@ -10,7 +10,8 @@
 //!   holds only the first of several.
 //! - **401** without a session (nginx's `auth_request` passes on only 2xx, 401 and
 //!   403); with `?redirect=true` or `X-Portcullis-Redirect: true`, a browser navigation
-//!   gets a **302** to log in instead (Traefik, Caddy and Envoy hand it to the browser).
+//!   gets a **302** to log in instead (Traefik, Caddy and Envoy hand it to the browser),
+//!   to an absolute URL on the public origin.
 //! - **403** naming the policy rule or the CSRF check of the route the original path
 //!   matches; a path no route matches needs a session and nothing more.
 //! - **403** too for a caller outside `forward_auth.trusted_proxies`: the forwarded
@@ -31,7 +32,7 @@ use crate::proxy::Proxy;
 use crate::proxy::body::{self, ProxyBody};
 use crate::proxy::path;
 use crate::proxy::peer::Peer;
-use http::header::{CACHE_CONTROL, SET_COOKIE};
+use http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, Uri};
 use std::sync::Arc;
@@ -100,7 +101,7 @@ impl ForwardAuth {
             match admission::admit(auth, asked, presented, &mut head.headers, &mut cookies, now, request_id).await? {
                 Admission::Session(live) => session = Some(live),
                 Admission::Bearer => {}
-                Admission::Answer(refusal) => return Ok(with_numbered_cookies(refusal)),
+                Admission::Answer(refusal) => return Ok(with_numbered_cookies(absolute_location(auth, refusal))),
             }
         }
         let mut response = Response::new(body::empty());
@@ -189,6 +190,16 @@ fn normalize(uri: &mut Uri) -> Result<(), GatewayError> {
     *uri =
         path_and_query.parse().map_err(|_| GatewayError::UnknownOriginalRequest("the original URI is not a path"))?;
     Ok(())
+}
+
+/// The login redirect as an absolute URL on the public origin: Traefik reads a
+/// relative `Location` against the address it asked, which is Portcullis's own.
+fn absolute_location(auth: &Auth, mut response: Response<ProxyBody>) -> Response<ProxyBody> {
+    let relative = response.headers().get(LOCATION).and_then(|l| l.to_str().ok()).filter(|l| l.starts_with('/'));
+    if let Some(absolute) = relative.and_then(|l| HeaderValue::try_from(format!("{}{l}", auth.public_origin())).ok()) {
+        response.headers_mut().insert(LOCATION, absolute);
+    }
+    response
 }
 
 /// Adds `X-Portcullis-Set-Cookie-N` for the N-th `Set-Cookie` (see the module's notes).

@@ -12,6 +12,7 @@ use super::{Auth, bearer, csrf, policy};
 use crate::config::RoutePolicy;
 use crate::error::GatewayError;
 use crate::proxy::body::ProxyBody;
+use crate::respond;
 use http::{HeaderMap, Method, Response};
 use std::sync::Arc;
 
@@ -20,8 +21,8 @@ pub enum Admission {
     Session(Arc<Session>),
     /// A Bearer access token: its identity headers are set in the request's headers.
     Bearer,
-    /// Not admitted: the answer (401, a redirect to log in, a Bearer refusal), with
-    /// any cookies to clear.
+    /// Not admitted: the answer (401, a redirect to log in, 403 naming the policy rule
+    /// or the CSRF check, a Bearer refusal), with the cookies to set or clear.
     Answer(Response<ProxyBody>),
 }
 
@@ -60,11 +61,21 @@ pub async fn admit(
             let forged = asked.csrf
                 && csrf::needs_proof(asked.method, headers)
                 && !csrf::allowed(headers, auth.public_origin(), &auth.config.identity.csrf);
-            if forged {
-                return Err(GatewayError::CrossSiteRequest);
+            let refusal = if forged {
+                Some(GatewayError::CrossSiteRequest)
+            } else {
+                policy::check(asked.policy, &session.identity()).err().map(GatewayError::Forbidden)
+            };
+            match refusal {
+                // A refresh may have renewed the session just before: its cookies
+                // go with the refusal, or the browser would keep spent tokens.
+                Some(refusal) => {
+                    let mut response = respond::error_response(&refusal, respond::wants_html(headers), request_id);
+                    response.headers_mut().extend(std::mem::take(cookies));
+                    Ok(Admission::Answer(response))
+                }
+                None => Ok(Admission::Session(session)),
             }
-            policy::check(asked.policy, &session.identity()).map_err(GatewayError::Forbidden)?;
-            Ok(Admission::Session(session))
         }
         Freshness::ProviderDown { retry_after } => Err(GatewayError::ProviderUnavailable(retry_after)),
         Freshness::StoreDown => Err(GatewayError::StoreUnavailable),

@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod chrome;
+pub mod front_proxy;
 pub mod idp;
 pub mod redis;
 pub mod upstream;
