@@ -17,11 +17,12 @@
 //! - **403** too for a caller outside `forward_auth.trusted_proxies`: the forwarded
 //!   headers pick the route, so they count only from the proxies themselves.
 //!
-//! The original request is `X-Forwarded-Uri` or `X-Original-URI` (nginx), or the path
-//! after `/auth/verify/` (Envoy appends the original path to its prefix); every one of
-//! these that is present must agree, so a client-sent copy the proxy did not replace
-//! cannot pick a more lenient route. Its method is `X-Forwarded-Method`, else the
-//! method of the check itself (Envoy's).
+//! The original request is `X-Forwarded-Uri` (Traefik, Caddy), `X-Original-URI`
+//! (nginx), the path of `X-Original-URL` (ingress-nginx), or the path after
+//! `/auth/verify/` (Envoy appends the original path to its prefix); every one of these
+//! that is present must agree, so a client-sent copy the proxy did not replace cannot
+//! pick a more lenient route. Its method is `X-Forwarded-Method` or
+//! `X-Original-Method` (ingress-nginx), else the method of the check itself (Envoy's).
 
 use crate::auth::admission::{self, Admission, Asked};
 use crate::auth::store::Presented;
@@ -42,7 +43,9 @@ pub const VERIFY: &str = "/auth/verify";
 
 static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+static X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
 static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+static X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 static X_PORTCULLIS_REDIRECT: HeaderName = HeaderName::from_static("x-portcullis-redirect");
 
 /// The policy of a path that no route matches: signed in, nothing more.
@@ -130,8 +133,15 @@ impl Original {
             .path_and_query()
             .and_then(|pq| pq.as_str().strip_prefix(VERIFY))
             .filter(|rest| rest.starts_with('/'));
+        // ingress-nginx's `X-Original-URL` is absolute: its path and query count.
+        let original_url = single(headers, &X_ORIGINAL_URL)?.map(|url| {
+            let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+            after_scheme.find('/').map_or("/", |path| &after_scheme[path..])
+        });
         let mut described: Option<&str> = None;
-        for candidate in [single(headers, &X_FORWARDED_URI)?, single(headers, &X_ORIGINAL_URI)?, appended] {
+        let candidates =
+            [single(headers, &X_FORWARDED_URI)?, single(headers, &X_ORIGINAL_URI)?, original_url, appended];
+        for candidate in candidates {
             match (described, candidate) {
                 (Some(seen), Some(other)) if seen != other => {
                     return Err(GatewayError::UnknownOriginalRequest("the descriptions of the original URI disagree"));
@@ -149,11 +159,14 @@ impl Original {
             .filter(|uri: &Uri| uri.scheme().is_none() && uri.path().starts_with('/'))
             .ok_or(GatewayError::UnknownOriginalRequest("the original URI is not a path"))?;
         normalize(&mut uri)?;
-        let method = match single(headers, &X_FORWARDED_METHOD)? {
-            Some(method) => method
+        let method = match (single(headers, &X_FORWARDED_METHOD)?, single(headers, &X_ORIGINAL_METHOD)?) {
+            (Some(one), Some(other)) if one != other => {
+                return Err(GatewayError::UnknownOriginalRequest("the descriptions of the original method disagree"));
+            }
+            (Some(method), _) | (None, Some(method)) => method
                 .parse()
-                .map_err(|_| GatewayError::UnknownOriginalRequest("X-Forwarded-Method is not a method"))?,
-            None => head.method.clone(),
+                .map_err(|_| GatewayError::UnknownOriginalRequest("the original method is not a method"))?,
+            (None, None) => head.method.clone(),
         };
         // In Envoy's form the check's query is the original's, so only the header asks.
         let asked_in_query = appended.is_none()
@@ -254,6 +267,9 @@ mod tests {
         assert!(!envoy.redirect, "in Envoy's form the query is the original's");
         let asked = Original::described(&head("/auth/verify/p", &[("x-portcullis-redirect", "true")])).unwrap();
         assert!(asked.redirect);
+        let ingress = [("x-original-url", "https://app.example.com/a?b=c"), ("x-original-method", "PUT")];
+        let ingress = Original::described(&head("/auth/verify", &ingress)).unwrap();
+        assert_eq!((ingress.uri, ingress.method), ("/a?b=c".parse::<Uri>().unwrap(), Method::PUT));
     }
 
     #[test]
@@ -266,6 +282,10 @@ mod tests {
         let repeated = head("/auth/verify", &[("x-forwarded-uri", "/a"), ("x-forwarded-uri", "/b")]);
         assert!(Original::described(&repeated).is_err());
         assert!(Original::described(&head("/auth/verify", &[("x-forwarded-uri", "http://evil/a")])).is_err());
+        let url_and_uri = [("x-original-url", "https://app.example.com/admin/"), ("x-forwarded-uri", "/public/")];
+        assert!(Original::described(&head("/auth/verify", &url_and_uri)).is_err());
+        let methods = [("x-forwarded-uri", "/a"), ("x-forwarded-method", "GET"), ("x-original-method", "POST")];
+        assert!(Original::described(&head("/auth/verify", &methods)).is_err());
     }
 
     #[test]

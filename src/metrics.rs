@@ -4,7 +4,8 @@
 //! few atomic operations: no label hashing or map lookups on the request path.
 //!
 //! - `portcullis_http_requests_total{route, status}`: status as a class (`2xx`…),
-//!   route as the configured prefix (`-` when no route matched);
+//!   route as the configured prefix (`-` when no route matched, `/auth/` for the
+//!   gateway's own endpoints, `/auth/verify` for forward-auth checks);
 //! - `portcullis_http_request_duration_seconds{route}`: time to response headers;
 //! - `portcullis_upstream_errors_total{kind}`: unreachable, timeout, bad gateway…;
 //! - `portcullis_open_connections`: client connections being served;

@@ -189,6 +189,20 @@ async fn unsafe_return_paths_land_on_the_root() {
         let back = browser.log_in(&s, return_to).await;
         assert_eq!(location(&back), "/", "{return_to}");
     }
+    // An absolute URL counts only on the public origin itself (ingress-nginx's
+    // auth-signin sends one), as its path.
+    let origin = s.gateway.url("");
+    let encode = |url: String| url::form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>();
+    for (return_to, lands) in [
+        (format!("{origin}/app/page?tab=2"), "/app/page?tab=2"),
+        (format!("{origin}.evil.example/x"), "/"),
+        (format!("{origin}//evil.example/x"), "/"),
+        ("http://evil.example/x".to_owned(), "/"),
+    ] {
+        let mut browser = Browser::default();
+        let back = browser.log_in(&s, &encode(return_to.clone())).await;
+        assert_eq!(location(&back), lands, "{return_to}");
+    }
 }
 
 /// A `Cookie` header that is not UTF-8 (an app's cookie holding Latin-1 bytes, say)

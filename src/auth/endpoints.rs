@@ -81,7 +81,12 @@ pub fn unauthenticated(
 
 fn login(auth: &Auth, headers: &HeaderMap, query: &HashMap<String, String>) -> Response<ProxyBody> {
     let Some(provider) = auth.provider() else { return not_ready(headers) };
-    let return_to = return_to::or_root(query.get("return_to").map(String::as_str));
+    // An absolute URL on the public origin counts as its path: ingress-nginx's
+    // `auth-signin` sends `$scheme://$host$request_uri`.
+    let requested = query
+        .get("return_to")
+        .map(|to| to.strip_prefix(auth.public_origin()).filter(|path| path.starts_with('/')).unwrap_or(to));
+    let return_to = return_to::or_root(requested);
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     let scopes = auth.config.provider.scopes.iter().map(|s| Scope::new(s.clone()));
