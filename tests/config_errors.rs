@@ -384,6 +384,8 @@ fn forward_auth_trusts_networks_and_a_route_needs_an_upstream_only_without_a_pro
     assert_eq!(trusted, ["10.0.0.0/8", "192.0.2.7/32", "::1/128"]);
     assert!(config.routes[0].upstream.is_none(), "a route for /auth/verify only");
     assert!(load(login, &[]).is_ok(), "forward-auth alone needs no route");
+    let from_env = load(login, &[("PORTCULLIS_FORWARD_AUTH__TRUSTED_PROXIES", "10.1.0.0/16,::1")]).unwrap();
+    assert_eq!(from_env.forward_auth.trusted_proxies.len(), 2);
 
     let found =
         problems(&format!("{login}[forward_auth]\ntrusted_proxies = [\"10.0.0.0/33\", \"proxy.local\"]\n"), &[]);

@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::browser::{Browser, CLIENT, KEY, location};
+use common::browser::{Browser, CLIENT, KEY, client_at, location};
 use common::front_proxy::Front;
 use common::upstream::seen;
-use portcullis::dev_idp::{ClientSettings, DevIdp, Settings};
+use portcullis::dev_idp::{DevIdp, Settings};
 use reqwest::StatusCode;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -30,17 +30,8 @@ async fn scene(origin_port: Option<u16>, access_ttl: Duration, extra: &str) -> S
     let app = common::upstream::echo().await;
     let gateway_port = common::free_port();
     let origin = format!("http://127.0.0.1:{}", origin_port.unwrap_or(gateway_port));
-    let mut settings = Settings {
-        clients: vec![ClientSettings {
-            client_id: CLIENT.into(),
-            client_secret: Some("test-secret".into()),
-            callback_urls: vec![format!("{origin}/auth/callback")],
-            logout_urls: vec![format!("{origin}/")],
-            allowed_scopes: vec!["openid".into(), "email".into(), "profile".into()],
-        }],
-        access_token_ttl: access_ttl,
-        ..Settings::default()
-    };
+    let mut settings =
+        Settings { clients: vec![client_at(&origin)], access_token_ttl: access_ttl, ..Settings::default() };
     // A session the size of a Cognito one: two cookies, so every proxy must pass on
     // more than one Set-Cookie.
     settings.users[0].attributes.insert("custom:profile".into(), "p".repeat(2500));
@@ -267,7 +258,7 @@ async fn answers_carry_every_identity_name_and_follow_the_described_routes_polic
 
     let allowed = s.verify(&jars, "", &[("x-forwarded-uri", "/app/page"), ("x-user-id", "evil")]).await;
     assert_eq!(allowed.status(), StatusCode::OK);
-    assert_eq!(header(&allowed, "x-user-id"), [sub.clone()], "the session's, never the client's");
+    assert_eq!(header(&allowed, "x-user-id"), [sub], "the session's, never the client's");
     assert_eq!(header(&allowed, "x-user-groups"), ["admins,users"]);
     assert_eq!(header(&allowed, "x-portcullis-identity").len(), 1);
     assert_eq!(header(&allowed, "cache-control"), ["no-store"]);
@@ -373,6 +364,19 @@ async fn a_refusal_after_a_refresh_keeps_the_renewed_cookies() {
     assert!(jars.site != before, "renewed cookies");
     assert_eq!(s.verify(&jars, "", &[("x-forwarded-uri", "/app")]).await.status(), StatusCode::OK);
     assert_eq!(s.idp.counters().refresh_token, 2);
+}
+
+#[tokio::test]
+async fn concurrent_checks_of_a_due_session_refresh_it_once() {
+    let s = scene(None, Duration::from_secs(4), "").await;
+    let jars = signed_in(&s).await;
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let checks = (0..8).map(|_| s.verify(&jars, "", &[("x-forwarded-uri", "/app")]));
+    let answers = futures_util::future::join_all(checks).await;
+    assert!(answers.iter().all(|a| a.status() == StatusCode::OK));
+    assert_eq!(s.idp.counters().refresh_token, 1, "one refresh for eight checks");
+    let renewed: Vec<_> = answers.iter().map(|a| header(a, "set-cookie")).collect();
+    assert!(renewed.iter().all(|cookies| !cookies.is_empty()), "every check carries the renewed cookies");
 }
 
 #[tokio::test]

@@ -82,16 +82,7 @@ pub async fn setup_provider(
     let Extra { provider: provider_lines, session, routes, sections } = extra;
     let port = crate::common::free_port();
     let origin = format!("http://127.0.0.1:{port}");
-    let mut settings = Settings {
-        clients: vec![ClientSettings {
-            client_id: CLIENT.into(),
-            client_secret: Some("test-secret".into()),
-            callback_urls: vec![format!("{origin}/auth/callback")],
-            logout_urls: vec![format!("{origin}/")],
-            allowed_scopes: vec!["openid".into(), "email".into(), "profile".into()],
-        }],
-        ..Settings::default()
-    };
+    let mut settings = Settings { clients: vec![client_at(&origin)], ..Settings::default() };
     tweak(&mut settings);
     let idp = DevIdp::start(settings).await.unwrap();
     let app = crate::common::upstream::echo().await;
@@ -137,6 +128,17 @@ public = true
         .unwrap();
     gateway.ready().await;
     Setup { idp, gateway, http, config }
+}
+
+/// The test client of a gateway whose public origin is `origin`.
+pub fn client_at(origin: &str) -> ClientSettings {
+    ClientSettings {
+        client_id: CLIENT.into(),
+        client_secret: Some("test-secret".into()),
+        callback_urls: vec![format!("{origin}/auth/callback")],
+        logout_urls: vec![format!("{origin}/")],
+        allowed_scopes: vec!["openid".into(), "email".into(), "profile".into()],
+    }
 }
 
 impl Browser {
