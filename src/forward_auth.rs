@@ -7,7 +7,9 @@
 //!   when the user has no such claim, so the copy always replaces a client's), and the
 //!   cookies of a refresh in `Set-Cookie`; the same cookies again, one a header, as
 //!   `X-Portcullis-Set-Cookie-1`, `-2`, …, because nginx's `$upstream_http_set_cookie`
-//!   holds only the first of several.
+//!   holds only the first of several. Only on a 200, which no documented proxy hands to
+//!   the browser: readable headers must never carry a session to scripts. Never the
+//!   access token (`identity.pass_access_token` is for the reverse-proxy mode).
 //! - **401** without a session (nginx's `auth_request` passes on only 2xx, 401 and
 //!   403); with `?redirect=true` or `X-Portcullis-Redirect: true`, a browser navigation
 //!   gets a **302** to log in instead (Traefik, Caddy and Envoy hand it to the browser),
@@ -15,7 +17,9 @@
 //! - **403** naming the policy rule or the CSRF check of the route the original path
 //!   matches; a path no route matches needs a session and nothing more.
 //! - **403** too for a caller outside `forward_auth.trusted_proxies`: the forwarded
-//!   headers pick the route, so they count only from the proxies themselves.
+//!   headers pick the route, so they count only from the proxies themselves. The
+//!   documented proxy configurations also refuse `/auth/verify` from browsers, whose
+//!   requests arrive through the proxy, from a trusted address.
 //!
 //! The original request is `X-Forwarded-Uri` (Traefik, Caddy), `X-Original-URI`
 //! (nginx), the path of `X-Original-URL` (ingress-nginx), or the path after
@@ -29,6 +33,7 @@ use crate::auth::store::Presented;
 use crate::auth::{self, Auth};
 use crate::config::{ForwardAuthConfig, RoutePolicy};
 use crate::error::GatewayError;
+use crate::metrics::{Metrics, RouteMetrics};
 use crate::proxy::Proxy;
 use crate::proxy::body::{self, ProxyBody};
 use crate::proxy::path;
@@ -53,11 +58,13 @@ static NO_POLICY: RoutePolicy = RoutePolicy { groups: Vec::new(), scopes: Vec::n
 
 pub struct ForwardAuth {
     trusted: Vec<ipnet::IpNet>,
+    /// The checks' requests, counted apart from the other `/auth/` endpoints.
+    pub metrics: RouteMetrics,
 }
 
 impl ForwardAuth {
-    pub fn new(config: &ForwardAuthConfig) -> Self {
-        Self { trusted: config.trusted_proxies.clone() }
+    pub fn new(config: &ForwardAuthConfig, metrics: &Metrics) -> Self {
+        Self { trusted: config.trusted_proxies.clone(), metrics: metrics.for_route(VERIFY) }
     }
 
     /// Whether `path` (under `/auth/`) asks for a decision.
@@ -104,7 +111,7 @@ impl ForwardAuth {
             match admission::admit(auth, asked, presented, &mut head.headers, &mut cookies, now, request_id).await? {
                 Admission::Session(live) => session = Some(live),
                 Admission::Bearer => {}
-                Admission::Answer(refusal) => return Ok(with_numbered_cookies(absolute_location(auth, refusal))),
+                Admission::Answer(refusal) => return Ok(absolute_location(auth, refusal)),
             }
         }
         let mut response = Response::new(body::empty());

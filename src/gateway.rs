@@ -34,8 +34,8 @@ use std::time::Instant;
 pub struct Gateway {
     proxy: Proxy,
     auth: Option<Arc<Auth>>,
-    forward_auth: ForwardAuth,
-    verify_endpoint: RouteMetrics,
+    /// `/auth/verify`, when `forward_auth.enabled`.
+    forward_auth: Option<ForwardAuth>,
     metrics: Arc<Metrics>,
     unrouted: RouteMetrics,
     auth_endpoints: RouteMetrics,
@@ -55,8 +55,7 @@ impl Gateway {
         Self {
             proxy: Proxy::new(config, &metrics, shutdown),
             auth,
-            forward_auth: ForwardAuth::new(&config.forward_auth),
-            verify_endpoint: metrics.for_route(forward_auth::VERIFY),
+            forward_auth: config.forward_auth.enabled.then(|| ForwardAuth::new(&config.forward_auth, &metrics)),
             unrouted: metrics.for_route(NO_ROUTE),
             auth_endpoints: metrics.for_route(AUTH_ROUTE),
             metrics,
@@ -83,7 +82,7 @@ impl Gateway {
         let refusal = refuse_early(&head.method, &mut head.uri, &head.headers, &cookies);
         let path = head.uri.path();
         let is_auth_endpoint = refusal.is_none() && self.auth.is_some() && path.starts_with("/auth/");
-        let is_verify = is_auth_endpoint && ForwardAuth::asks(path);
+        let verifier = self.forward_auth.as_ref().filter(|_| is_auth_endpoint && ForwardAuth::asks(path));
         let route = if is_auth_endpoint || refusal.is_some() { None } else { self.proxy.route(path) };
         let checked = match (&self.auth, route) {
             (Some(auth), Some(route)) => Some(CookieCheck::of(auth, &cookies, route)),
@@ -91,13 +90,13 @@ impl Gateway {
         };
         // `/auth/verify`'s session: the cookies borrow the head, which is handed on.
         let verify_presented = match &self.auth {
-            Some(auth) if is_verify => Some(auth.presented(&cookies, auth::now_secs())),
+            Some(auth) if verifier.is_some() => Some(auth.presented(&cookies, auth::now_secs())),
             _ => None,
         };
         let result = if let Some(refusal) = refusal {
             Err(refusal)
-        } else if let (Some(presented), Some(auth)) = (verify_presented, &self.auth) {
-            Box::pin(self.forward_auth.verify(auth, &self.proxy, head, presented, &peer, id)).await
+        } else if let (Some(verifier), Some(presented), Some(auth)) = (verifier, verify_presented, &self.auth) {
+            Box::pin(verifier.verify(auth, &self.proxy, head, presented, &peer, id)).await
         } else if let (true, Some(auth)) = (is_auth_endpoint, &self.auth) {
             let request = Request::from_parts(head, body);
             // Boxed, like the other rare paths below: their futures (token requests
@@ -121,7 +120,7 @@ impl Gateway {
         let elapsed = started.elapsed();
         let metrics = match route {
             Some(route) => &route.metrics,
-            None if is_verify => &self.verify_endpoint,
+            None if let Some(verifier) = verifier => &verifier.metrics,
             None if is_auth_endpoint => &self.auth_endpoints,
             None => &self.unrouted,
         };
@@ -134,7 +133,7 @@ impl Gateway {
                 path,
                 route = match route {
                     Some(route) => route.prefix.as_str(),
-                    None if is_verify => forward_auth::VERIFY,
+                    None if verifier.is_some() => forward_auth::VERIFY,
                     None if is_auth_endpoint => AUTH_ROUTE,
                     None => NO_ROUTE,
                 },
@@ -172,23 +171,24 @@ impl Gateway {
             let mut added = Added::with_capacity(ADDED_HEADERS);
             let mut live_session = None;
             if !route.public {
-                // Clones that share the request's bytes: the headers are lent out below.
-                let (method, uri) = (request.method().clone(), request.uri().clone());
+                // Taken apart, so the method and URI are read while the headers are lent.
+                let (mut head, body) = request.into_parts();
                 let asked = Asked {
-                    method: &method,
-                    target: uri.path_and_query().map_or("/", |pq| pq.as_str()),
+                    method: &head.method,
+                    target: head.uri.path_and_query().map_or("/", |pq| pq.as_str()),
                     csrf: route.csrf,
                     policy: &route.policy,
                     redirect_navigations: true,
                 };
-                match admission::admit(auth, asked, presented, request.headers_mut(), &mut cookies, now, id).await? {
+                match admission::admit(auth, asked, presented, &mut head.headers, &mut cookies, now, id).await? {
                     Admission::Session(session) => {
-                        auth.identity.add_for_session(request.headers_mut(), &mut added, &session);
+                        auth.identity.add_for_session(&mut head.headers, &mut added, &session);
                         live_session = Some(session);
                     }
                     Admission::Bearer => {}
                     Admission::Answer(response) => return Ok(response),
                 }
+                request = Request::from_parts(head, body);
             }
             upstream_cookies.apply(request.headers_mut());
             // A WebSocket opened with a session is closed when the session ends.

@@ -375,20 +375,27 @@ fn redis_settings_are_checked_and_the_url_is_never_quoted_back() {
 }
 
 #[test]
-fn forward_auth_trusts_networks_and_a_route_needs_an_upstream_only_without_a_provider() {
+fn forward_auth_trusts_networks_and_lets_routes_leave_out_the_upstream() {
     let login = "[server]\npublic_url = \"https://app.example.com\"\n[provider]\nkind = \"oidc\"\n\
                  issuer = \"https://idp.example\"\nclient_id = \"c\"\n\
                  [session]\ncookie_keys = [\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"]\n";
-    let config = load(&format!("{login}[forward_auth]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"::1\"]\n[[route]]\nprefix = \"/admin/\"\nallowed_groups = [\"admin\"]\n"), &[]).unwrap();
+    let config = load(&format!("{login}[forward_auth]\nenabled = true\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"::1\"]\n[[route]]\nprefix = \"/admin/\"\nallowed_groups = [\"admin\"]\n"), &[]).unwrap();
     let trusted: Vec<String> = config.forward_auth.trusted_proxies.iter().map(ToString::to_string).collect();
     assert_eq!(trusted, ["10.0.0.0/8", "192.0.2.7/32", "::1/128"]);
     assert!(config.routes[0].upstream.is_none(), "a route for /auth/verify only");
-    assert!(load(login, &[]).is_ok(), "forward-auth alone needs no route");
-    let from_env = load(login, &[("PORTCULLIS_FORWARD_AUTH__TRUSTED_PROXIES", "10.1.0.0/16,::1")]).unwrap();
+    let alone = format!("{login}[forward_auth]\nenabled = true\n");
+    assert!(load(&alone, &[]).is_ok(), "forward-auth alone needs no route");
+    let found = problems(&format!("{login}[[route]]\nprefix = \"/admin/\"\n"), &[]);
+    assert_eq!(keys(&found), ["route[0].upstream"], "a route without an upstream needs forward-auth");
+    assert!(found[0].message.contains("forward_auth.enabled"), "{}", found[0]);
+    let found = problems("[forward_auth]\nenabled = true\n", &[]);
+    assert_eq!(keys(&found), ["forward_auth.enabled"]);
+    let env =
+        [("PORTCULLIS_FORWARD_AUTH__ENABLED", "true"), ("PORTCULLIS_FORWARD_AUTH__TRUSTED_PROXIES", "10.1.0.0/16,::1")];
+    let from_env = load(login, &env).unwrap();
     assert_eq!(from_env.forward_auth.trusted_proxies.len(), 2);
 
-    let found =
-        problems(&format!("{login}[forward_auth]\ntrusted_proxies = [\"10.0.0.0/33\", \"proxy.local\"]\n"), &[]);
+    let found = problems(&format!("{alone}trusted_proxies = [\"10.0.0.0/33\", \"proxy.local\"]\n"), &[]);
     assert_eq!(keys(&found), ["forward_auth.trusted_proxies", "forward_auth.trusted_proxies"]);
     assert!(found[1].message.contains("\"proxy.local\""), "{}", found[1]);
     let found = problems("[[route]]\nprefix = \"/\"\n", &[]);

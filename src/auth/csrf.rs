@@ -19,9 +19,15 @@
 use http::header::UPGRADE;
 use http::{HeaderMap, HeaderName, Method};
 
-/// Whether the request must prove it comes from the app's own pages.
+/// Whether the request must prove it comes from the app's own pages. A WebSocket
+/// handshake is known by `Upgrade`, or by `Sec-WebSocket-Key` where a proxy asking
+/// `/auth/verify` does not pass the hop-by-hop `Upgrade` on (nginx does not); pages
+/// cannot set that header themselves.
 pub fn needs_proof(method: &Method, headers: &HeaderMap) -> bool {
-    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) || headers.contains_key(UPGRADE)
+    static SEC_WEBSOCKET_KEY: http::HeaderName = http::HeaderName::from_static("sec-websocket-key");
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+        || headers.contains_key(UPGRADE)
+        || headers.contains_key(&SEC_WEBSOCKET_KEY)
 }
 
 pub fn allowed(headers: &HeaderMap, public_origin: &str, custom_header: &HeaderName) -> bool {

@@ -84,12 +84,10 @@ impl IdentityHeaders {
             from_session.extend(added.into_iter().map(|(name, value)| (Some(name), value)));
         }
         let source = if session.is_some() { &from_session } else { request };
+        // Never `Authorization`: the answer may be read by more than the upstream.
         for name in &self.names {
             let value = source.get(name).cloned().unwrap_or_else(|| HeaderValue::from_static(""));
             response.insert(name.clone(), value);
-        }
-        if let Some(bearer) = from_session.get(AUTHORIZATION) {
-            response.insert(AUTHORIZATION, bearer.clone());
         }
     }
 

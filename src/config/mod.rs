@@ -39,6 +39,8 @@ pub struct Config {
 /// `/auth/verify`, asked by the proxy a team already runs (see `forward_auth.rs`).
 #[derive(Debug, Clone)]
 pub struct ForwardAuthConfig {
+    /// `/auth/verify` is answered; off, it does not exist.
+    pub enabled: bool,
     /// Only these peers are answered: the forwarded headers they send pick the route
     /// whose policy applies.
     pub trusted_proxies: Vec<ipnet::IpNet>,

@@ -102,6 +102,8 @@ impl Default for RawLog {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct RawForwardAuth {
+    /// Answer `/auth/verify` (off: it does not exist).
+    pub enabled: bool,
     /// Addresses (CIDR, or a single address) whose calls to `/auth/verify` are
     /// answered: their `X-Forwarded-*` headers pick the route, so its policy.
     pub trusted_proxies: Vec<String>,
@@ -109,7 +111,7 @@ pub struct RawForwardAuth {
 
 impl Default for RawForwardAuth {
     fn default() -> Self {
-        Self { trusted_proxies: vec!["127.0.0.0/8".into(), "::1/128".into()] }
+        Self { enabled: false, trusted_proxies: vec!["127.0.0.0/8".into(), "::1/128".into()] }
     }
 }
 

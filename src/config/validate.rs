@@ -108,12 +108,16 @@ pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> 
     };
 
     let has_provider = !raw.provider.kind.is_empty();
+    let forward_auth = raw.forward_auth.enabled;
+    if forward_auth && !has_provider {
+        check.fail("forward_auth.enabled", "needs a [provider] (set provider.kind): /auth/verify checks sessions");
+    }
     // Forward-auth alone needs no route: `/auth/verify` then asks for a session only.
-    if raw.routes.is_empty() && !has_provider {
+    if raw.routes.is_empty() && !forward_auth {
         check.fail("route", "no [[route]] is defined: add at least one (prefix = \"/\", upstream = \"http://...\")");
     }
     let routes: Vec<RouteConfig> =
-        raw.routes.iter().enumerate().map(|(i, route)| check.route(i, route, has_provider)).collect();
+        raw.routes.iter().enumerate().map(|(i, route)| check.route(i, route, forward_auth)).collect();
     for (i, route) in routes.iter().enumerate() {
         if let Some(first) = routes[..i].iter().position(|r| r.prefix == route.prefix) {
             check.fail(
@@ -133,6 +137,7 @@ pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> 
         }
     }
     let forward_auth = ForwardAuthConfig {
+        enabled: forward_auth,
         trusted_proxies: raw
             .forward_auth
             .trusted_proxies
@@ -180,7 +185,7 @@ impl Checker<'_> {
         value.to_owned()
     }
 
-    fn route(&mut self, index: usize, raw: &RawRoute, has_provider: bool) -> RouteConfig {
+    fn route(&mut self, index: usize, raw: &RawRoute, forward_auth: bool) -> RouteConfig {
         let key = |field: &str| format!("route[{index}].{field}");
         if raw.prefix.is_empty() {
             self.fail(key("prefix"), "is required (e.g. \"/\" or \"/api/\")");
@@ -189,9 +194,9 @@ impl Checker<'_> {
         } else if raw.prefix.contains(['?', '#']) || raw.prefix.contains("//") {
             self.fail(key("prefix"), format!("{:?} must be a plain path (no ?, # or //)", raw.prefix));
         }
-        // With a provider, a route may only say who may reach a path (for `/auth/verify`).
+        // With forward-auth, a route may only say who may reach a path (`/auth/verify`).
         let upstream =
-            (!raw.upstream.is_empty() || !has_provider).then(|| self.upstream(&key("upstream"), &raw.upstream));
+            (!raw.upstream.is_empty() || !forward_auth).then(|| self.upstream(&key("upstream"), &raw.upstream));
         RouteConfig {
             prefix: raw.prefix.clone(),
             upstream,
@@ -559,7 +564,10 @@ impl Checker<'_> {
             base_path: String::new(),
         };
         if value.is_empty() {
-            self.fail(key, "is required (e.g. \"http://127.0.0.1:3000\")");
+            self.fail(
+                key,
+                "is required (e.g. \"http://127.0.0.1:3000\"); only with forward_auth.enabled may a route have none",
+            );
             return placeholder;
         }
         let uri: Uri = match value.parse() {
