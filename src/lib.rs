@@ -32,6 +32,7 @@ pub mod session;
 pub mod sessions_command;
 mod shutdown;
 pub mod telemetry;
+pub mod tls;
 mod workers;
 
 pub use config::Config;

@@ -11,6 +11,7 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::shutdown::ShutdownControl;
+use crate::tls::{ServerTls, reload};
 use crate::workers::Workers;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
@@ -34,6 +35,8 @@ pub enum RunError {
     Workers(#[source] std::io::Error),
     #[error("{0}")]
     Auth(#[source] crate::auth::AuthError),
+    #[error("server.tls: {0}")]
+    Tls(#[source] crate::tls::CertificateError),
 }
 
 /// A gateway with its sockets bound, ready to [`run`](Portcullis::run).
@@ -63,6 +66,11 @@ impl Portcullis {
 
     /// Serves until `shutdown` completes, then drains.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+        // Read again, before anything starts: the files may have changed since `check`.
+        let tls = match &self.config.server.tls {
+            Some(files) => Some((ServerTls::load(files).map_err(RunError::Tls)?, files.clone())),
+            None => None,
+        };
         let shutdown_control = ShutdownControl::new();
         let metrics = Arc::new(Metrics::new());
         let auth = match self.config.auth.as_ref().map(|auth| Auth::new(auth, &metrics)).transpose() {
@@ -84,9 +92,12 @@ impl Portcullis {
             let cluster = auth.cluster()?.clone();
             Some(tokio::spawn(async move { crate::cluster::events::follow(&cluster, &*auth).await }))
         });
+        let reloads = tls.as_ref().map(|(tls, files)| tokio::spawn(reload::follow(tls.served.clone(), files.clone())));
         let worker_count = self.config.server.workers;
+        let acceptor = tls.map(|(tls, _)| tls.acceptor);
+        let signals = shutdown_control.signals();
         let mut workers =
-            match Workers::start(worker_count, &self.config, &metrics, &shutdown_control.signals(), auth.clone()) {
+            match Workers::start(worker_count, &self.config, &metrics, &signals, auth.clone(), acceptor.clone()) {
                 Ok(workers) => workers,
                 Err(source) => return Err(RunError::Workers(source)),
             };
@@ -111,6 +122,7 @@ impl Portcullis {
             admin_listen = %admin_listener_addr,
             routes = self.config.routes.len(),
             workers = worker_count,
+            tls = acceptor.is_some(),
             "portcullis is listening"
         );
 
@@ -152,6 +164,9 @@ impl Portcullis {
         workers.finished().await;
         if let Some(follower) = follower {
             follower.abort();
+        }
+        if let Some(reloads) = reloads {
+            reloads.abort();
         }
         let _ = admin_stop.send(true);
         let _ = admin_task.await;

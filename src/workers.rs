@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::TlsAcceptor;
 
 /// A connection accepted on the main listener, on its way to a worker.
 struct Accepted {
@@ -41,6 +42,7 @@ impl Workers {
         metrics: &Arc<Metrics>,
         shutdown: &ShutdownSignals,
         auth: Option<Arc<Auth>>,
+        tls: Option<TlsAcceptor>,
     ) -> std::io::Result<Self> {
         let mut workers = Self { queues: Vec::new(), next: 0, finished: Vec::new() };
         for index in 0..count.max(1) {
@@ -51,6 +53,7 @@ impl Workers {
                 metrics: metrics.clone(),
                 shutdown: shutdown.clone(),
                 auth: auth.clone(),
+                tls: tls.clone(),
             };
             std::thread::Builder::new().name(format!("portcullis-worker-{index}")).spawn(move || {
                 let runtime =
@@ -95,6 +98,8 @@ struct Worker {
     metrics: Arc<Metrics>,
     shutdown: ShutdownSignals,
     auth: Option<Arc<Auth>>,
+    /// With `[server.tls]`: every connection starts with a handshake.
+    tls: Option<TlsAcceptor>,
 }
 
 impl Worker {
@@ -143,12 +148,31 @@ impl Worker {
             }
         };
         let gateway = gateway.clone();
-        let peer = Arc::new(Peer::new(peer));
+        let peer = Arc::new(Peer::new(peer, self.tls.is_some()));
         let service = hyper::service::service_fn(move |request| gateway.clone().handle(request, peer.clone()));
-        let connection =
-            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned());
         let open = OpenConnection::counted(self.metrics.open_connections.clone());
+        let Some(tls) = self.tls.clone() else {
+            let connection =
+                watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned());
+            connections.spawn(async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!(error = %err, "connection ended with an error");
+                }
+                drop(open);
+            });
+            return;
+        };
+        // The handshake counts against the head's time limit: a client that stalls in
+        // it holds a connection like one that stalls in its request head.
+        let handshake_limit = self.config.server.header_read_timeout;
+        let builder = builder.clone();
         connections.spawn(async move {
+            let stream = match tokio::time::timeout(handshake_limit, tls.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => return tracing::debug!(error = %err, "TLS handshake failed"),
+                Err(_) => return tracing::debug!("TLS handshake timed out"),
+            };
+            let connection = watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service));
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "connection ended with an error");
             }

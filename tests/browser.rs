@@ -13,10 +13,19 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 /// The demo, in-process: provider (3-second access tokens), demo app, gateway on
-/// http://localhost:PORT with login.
-async fn demo() -> (DevIdp, common::TestGateway, String) {
+/// http://localhost:PORT with login; with `tls` (certificate and key PEM files),
+/// https://localhost:PORT.
+async fn demo(tls: Option<(&std::path::Path, &std::path::Path)>) -> (DevIdp, common::TestGateway, String) {
     let port = free_port();
-    let origin = format!("http://localhost:{port}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let origin = format!("{scheme}://localhost:{port}");
+    let tls = tls.map_or(String::new(), |(cert, key)| {
+        format!(
+            "[server.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        )
+    });
     let mut settings = Settings::demo(&origin);
     settings.access_token_ttl = Duration::from_secs(3);
     settings.id_token_ttl = Duration::from_secs(3);
@@ -25,7 +34,7 @@ async fn demo() -> (DevIdp, common::TestGateway, String) {
     let app_addr = app.local_addr().unwrap();
     tokio::spawn(portcullis::demo::serve_app(app));
     let gateway = common::TestGateway::start(&format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:0\"\npublic_url = \"{origin}\"\n\
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:0\"\npublic_url = \"{origin}\"\n{tls}\
          [provider]\nkind = \"cognito\"\nissuer = \"{}\"\ndomain = \"{}\"\nclient_id = \"portcullis-demo\"\n\
          [session]\ncookie_keys = [\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"]\nrefresh_skew = \"1s\"\n\
          [[route]]\nprefix = \"/\"\nupstream = \"http://{app_addr}\"\n",
@@ -62,9 +71,32 @@ async fn call_api(browser: &Client) -> String {
 #[tokio::test]
 async fn a_person_signs_in_uses_the_app_and_signs_out() {
     let (_driver, driver_port) = chromedriver().await;
-    let (idp, gateway, home) = demo().await;
+    let demo = demo(None).await;
+    let browser = chromium(driver_port, &[]).await;
+    signs_in_uses_the_app_and_signs_out(browser, demo).await;
+}
+
+/// The same, over HTTPS terminated by the gateway (`[server.tls]`), its test CA's
+/// certificate trusted by Chromium.
+#[tokio::test]
+async fn a_person_signs_in_over_https_terminated_by_the_gateway() {
+    let (_driver, driver_port) = chromedriver().await;
+    let ca = common::tls::TestCa::new();
+    let (cert, key) = ca.leaf("localhost", (-1, 30));
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_file, &cert).unwrap();
+    std::fs::write(&key_file, &key).unwrap();
+    let demo = demo(Some((&cert_file, &key_file))).await;
+    assert!(demo.2.starts_with("https://"));
+    let trust = format!("--ignore-certificate-errors-spki-list={}", common::tls::spki_hash(&cert));
+    let browser = chromium(driver_port, &[trust]).await;
+    signs_in_uses_the_app_and_signs_out(browser, demo).await;
+}
+
+async fn signs_in_uses_the_app_and_signs_out(browser: Client, demo: (DevIdp, common::TestGateway, String)) {
+    let (idp, gateway, home) = demo;
     let password = idp.settings().users[0].password.clone();
-    let browser = chromium(driver_port).await;
 
     browser.goto(&home).await.unwrap();
     let form = browser.current_url().await.unwrap();
@@ -123,9 +155,9 @@ async fn a_person_signs_in_uses_the_app_and_signs_out() {
 #[tokio::test]
 async fn two_tabs_signing_in_at_once_both_succeed() {
     let (_driver, driver_port) = chromedriver().await;
-    let (idp, _gateway, home) = demo().await;
+    let (idp, _gateway, home) = demo(None).await;
     let password = idp.settings().users[0].password.clone();
-    let browser = chromium(driver_port).await;
+    let browser = chromium(driver_port, &[]).await;
 
     // Both tabs reach the sign-in form before either signs in: two login attempts open.
     browser.goto(&home).await.unwrap();

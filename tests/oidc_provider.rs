@@ -95,7 +95,7 @@ async fn confidential_client_logs_in_refreshes_with_rotation_and_logs_out() {
     let home = format!("http://localhost:{port}/");
     let (_provider, issuer) = oidc_provider(&format!("http://localhost:{port}")).await;
     let gateway = gateway(port, &issuer, "confidential", "confidential-secret").await;
-    let browser = chromium(driver_port).await;
+    let browser = chromium(driver_port, &[]).await;
 
     browser.goto(&home).await.unwrap();
     sign_in(&browser).await;
@@ -161,7 +161,7 @@ async fn public_client_logs_in_with_pkce_alone() {
     let home = format!("http://localhost:{port}/");
     let (_provider, issuer) = oidc_provider(&format!("http://localhost:{port}")).await;
     let _gateway = gateway(port, &issuer, "public", "").await;
-    let browser = chromium(driver_port).await;
+    let browser = chromium(driver_port, &[]).await;
 
     browser.goto(&home).await.unwrap();
     sign_in(&browser).await;
@@ -187,7 +187,7 @@ async fn two_replicas_share_one_rotating_refresh(store: &str) {
     let second = common::TestGateway::start(&config.replace(&listen, "listen = \"127.0.0.1:0\"")).await;
     first.ready().await;
     second.ready().await;
-    let browser = chromium(driver_port).await;
+    let browser = chromium(driver_port, &[]).await;
     browser.goto(&home).await.unwrap();
     sign_in(&browser).await;
     browser.wait().at_most(common::BOUND).for_url(&url::Url::parse(&home).unwrap()).await.unwrap();
@@ -256,7 +256,7 @@ async fn a_session_ended_at_the_provider_ends_at_the_gateway(store: Option<&str>
     };
     let mut cookies = vec![];
     for user in ["bob", "alice"] {
-        let browser = chromium(driver_port).await;
+        let browser = chromium(driver_port, &[]).await;
         browser.goto(&home).await.unwrap();
         sign_in_as(&browser, user).await;
         browser.wait().at_most(common::BOUND).for_url(&url::Url::parse(&home).unwrap()).await.unwrap();

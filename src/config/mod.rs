@@ -168,6 +168,8 @@ pub struct ServerConfig {
     /// Route prefixes match in any ASCII case (for upstreams that treat `/Admin` as `/admin`).
     pub case_insensitive_routes: bool,
     pub limits: RequestLimits,
+    /// HTTPS on `listen` (`[server.tls]`); `None`: plain HTTP.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// Bounds on what a client may send before the gateway looks at it; beyond them, 431.

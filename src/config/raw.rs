@@ -39,6 +39,15 @@ pub struct RawServer {
     pub max_headers: u32,
     pub max_cookie_bytes: u32,
     pub max_cookie_count: u32,
+    pub tls: RawServerTls,
+}
+
+/// `[server.tls]`: both files, or neither (plain HTTP).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RawServerTls {
+    pub cert_file: String,
+    pub key_file: String,
 }
 
 impl Default for RawServer {
@@ -57,6 +66,7 @@ impl Default for RawServer {
             max_headers: 100,
             max_cookie_bytes: 40960,
             max_cookie_count: 180,
+            tls: RawServerTls::default(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Raw strings to typed values. Every check runs, so one `portcullis check` lists
 //! every mistake; each problem names the key and quotes the bad value.
 
-use super::raw::{RawConfig, RawProvider, RawRoute};
+use super::raw::{RawConfig, RawProvider, RawRoute, RawServerTls};
 use super::{
     AuthConfig, BearerConfig, Config, ForwardAuthConfig, IdentityConfig, LogConfig, LogFormat, Problem, ProviderConfig,
     ProviderKind, RedisConfig, RequestLimits, RouteConfig, RoutePolicy, ServerConfig, SessionConfig, StoreKind,
@@ -9,6 +9,8 @@ use super::{
 };
 use crate::oidc::metadata::CognitoIssuer;
 use crate::secret::Secret;
+use crate::tls::TlsFiles;
+use crate::tls::certificate::Which;
 use http::Uri;
 use http::uri::Scheme;
 use std::net::SocketAddr;
@@ -75,6 +77,7 @@ pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> 
             cookie_bytes: check.bounded("server.max_cookie_bytes", raw.server.max_cookie_bytes, 4096, 1 << 20),
             cookie_count: check.bounded("server.max_cookie_count", raw.server.max_cookie_count, 8, 1000),
         },
+        tls: check.tls(&raw.server.tls),
     };
     check.limits_consistent(&server.limits);
     if server.listen == server.admin_listen && server.listen.port() != 0 {
@@ -542,6 +545,30 @@ impl Checker<'_> {
             self.fail(key, format!("{value:?} is not a header name"));
             http::HeaderName::from_static("x-invalid")
         })
+    }
+
+    /// Both files or neither; both are read and checked now, as at startup.
+    fn tls(&mut self, raw: &RawServerTls) -> Option<TlsFiles> {
+        let files = match (raw.cert_file.as_str(), raw.key_file.as_str()) {
+            ("", "") => return None,
+            (_, "") => {
+                self.fail("server.tls.key_file", "is required with server.tls.cert_file (the certificate's key, PEM)");
+                return None;
+            }
+            ("", _) => {
+                self.fail("server.tls.cert_file", "is required with server.tls.key_file (PEM, chain included)");
+                return None;
+            }
+            (cert, key) => TlsFiles { cert_file: cert.into(), key_file: key.into() },
+        };
+        if let Err(err) = crate::tls::certificate::load(&files, std::time::SystemTime::now()) {
+            let key = match err.which {
+                Which::Certificate => "server.tls.cert_file",
+                Which::Key => "server.tls.key_file",
+            };
+            self.fail(key, err.to_string());
+        }
+        Some(files)
     }
 
     /// `10.0.0.0/8`, or one address (`10.1.2.3`, `::1`).

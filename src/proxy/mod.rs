@@ -87,7 +87,7 @@ impl Proxy {
             .get(HOST)
             .cloned()
             .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
-        let client = ClientFacts { ip: &peer.ip_header, host: client_host.as_ref(), proto: "http" };
+        let client = ClientFacts { ip: &peer.ip_header, host: client_host.as_ref(), proto: peer.proto };
         headers::rewrite_request(&mut parts.headers, &client, self.trust_forwarded_headers, &mut added);
         if parts.version == Version::HTTP_2 {
             headers::join_cookies(&mut parts.headers);

@@ -30,18 +30,24 @@ pub async fn chromedriver() -> (crate::common::ChildGuard, u16) {
     (crate::common::ChildGuard(child), port)
 }
 
-pub async fn chromium(driver_port: u16) -> Client {
+/// A headless Chromium session, with `extra` command-line switches.
+pub async fn chromium(driver_port: u16, extra: &[String]) -> Client {
     let profile = tempfile::tempdir().unwrap().keep();
-    let capabilities = json!({
-        "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }
-    });
+    let mut args: Vec<String> = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    args.extend_from_slice(extra);
+    let capabilities = json!({ "goog:chromeOptions": { "binary": CHROMIUM, "args": args } });
     let capabilities = capabilities.as_object().unwrap().clone();
     ClientBuilder::rustls()
         .unwrap()

@@ -7,6 +7,7 @@ pub mod chrome;
 pub mod front_proxy;
 pub mod idp;
 pub mod redis;
+pub mod tls;
 pub mod upstream;
 pub mod websocket;
 

@@ -1,0 +1,75 @@
+//! The served certificate, replaced when its files change: a Kubernetes Secret update
+//! or a cert-manager renewal takes effect without a restart, and open connections keep
+//! the certificate they were set up with.
+//!
+//! The files are looked at every [`EVERY`]: their resolved path (a Secret volume swaps
+//! a `..data` symlink), inode, size and modification time. A change is loaded and
+//! checked like at startup (`certificate.rs`); a file that does not load is logged and
+//! the previous certificate stays in use. A cert and key written one after the other
+//! may be caught in between (a key of the new certificate with the old one): that is
+//! logged once, and the next look loads both.
+
+use super::certificate::{self, TlsFiles};
+use arc_swap::ArcSwap;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How often the files are looked at.
+pub const EVERY: Duration = Duration::from_secs(1);
+
+/// What every new handshake is given.
+#[derive(Debug)]
+pub struct ServedCertificate(ArcSwap<CertifiedKey>);
+
+impl ServedCertificate {
+    pub fn new(first: Arc<CertifiedKey>) -> Self {
+        Self(ArcSwap::new(first))
+    }
+}
+
+impl ResolvesServerCert for ServedCertificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.load_full())
+    }
+}
+
+/// Replaces `served` whenever `files` change; runs until dropped.
+pub async fn follow(served: Arc<ServedCertificate>, files: TlsFiles) {
+    let mut seen = stamp(&files);
+    let mut tick = tokio::time::interval(EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = stamp(&files);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match certificate::load(&files, SystemTime::now()) {
+            Ok(key) => {
+                served.0.store(key);
+                tracing::info!(cert_file = %files.cert_file.display(), "TLS certificate reloaded");
+            }
+            Err(err) => tracing::warn!(
+                error = %err,
+                "the changed TLS certificate or key was refused: still serving the previous certificate"
+            ),
+        }
+    }
+}
+
+/// What tells that a file changed, for both files.
+type Stamp = [Option<(PathBuf, u64, u64, SystemTime)>; 2];
+
+fn stamp(files: &TlsFiles) -> Stamp {
+    let of = |path: &PathBuf| {
+        let resolved = std::fs::canonicalize(path).ok()?;
+        let meta = std::fs::metadata(&resolved).ok()?;
+        Some((resolved, meta.ino(), meta.len(), meta.modified().ok()?))
+    };
+    [of(&files.cert_file), of(&files.key_file)]
+}

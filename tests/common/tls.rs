@@ -1,0 +1,60 @@
+//! A certificate authority for TLS tests (rcgen), and clients that trust it.
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use std::sync::Arc;
+use tokio_rustls::TlsConnector;
+
+/// A certificate authority for the tests, trusted by their clients.
+pub struct TestCa {
+    issuer: Issuer<'static, KeyPair>,
+    der: CertificateDer<'static>,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, "Portcullis test CA");
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Self { der: cert.der().clone(), issuer: Issuer::new(params, key) }
+    }
+
+    /// A certificate for 127.0.0.1 and localhost, named `name`, valid from
+    /// `days_from_now.0` to `days_from_now.1` days from now; PEM certificate and key.
+    pub fn leaf(&self, name: &str, days_from_now: (i64, i64)) -> (String, String) {
+        let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now + time::Duration::days(days_from_now.0);
+        params.not_after = now + time::Duration::days(days_from_now.1);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    pub fn client(&self, alpn: &[u8]) -> TlsConnector {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.der.clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        TlsConnector::from(Arc::new(config))
+    }
+}
+
+/// What Chromium's `--ignore-certificate-errors-spki-list` names a certificate by:
+/// base64 of the SHA-256 of its public key info.
+pub fn spki_hash(cert_pem: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
+    let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(parsed.tbs_certificate.subject_pki.raw))
+}
