@@ -22,6 +22,7 @@ use crate::proxy::{CloseWhen, Proxy};
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::respond;
 use crate::shutdown::ShutdownSignals;
+use crate::trace_context::TraceContext;
 use http::{HeaderMap, HeaderValue};
 use http::{Method, Request, Response, Uri};
 use http_body_util::BodyExt;
@@ -43,9 +44,10 @@ pub struct Gateway {
     limits: RequestLimits,
 }
 
-/// Headers the gateway may add to a proxied request (at most 10): four identity
-/// headers, the assertion, `Authorization`, three `X-Forwarded-*`, `X-Request-Id`.
-const ADDED_HEADERS: usize = 10;
+/// Headers the gateway may add to a proxied request (at most 11): four identity
+/// headers, the assertion, `Authorization`, three `X-Forwarded-*`, `X-Request-Id`,
+/// `traceparent`.
+const ADDED_HEADERS: usize = 11;
 
 /// The metrics and log label of the gateway's own `/auth/` endpoints.
 const AUTH_ROUTE: &str = "/auth/";
@@ -68,6 +70,18 @@ impl Gateway {
         self: Arc<Self>,
         request: Request<Incoming>,
         peer: Arc<Peer>,
+    ) -> Result<Response<ProxyBody>, Infallible> {
+        // The request's trace is current for everything done for it, the provider's
+        // back channel included (`trace_context.rs`).
+        let trace = TraceContext::for_request(request.headers());
+        trace.scope(self.serve(request, peer, trace)).await
+    }
+
+    async fn serve(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: Arc<Peer>,
+        trace: TraceContext,
     ) -> Result<Response<ProxyBody>, Infallible> {
         let started = Instant::now();
         let request_id = request_id::for_request(request.headers());
@@ -106,7 +120,7 @@ impl Gateway {
         } else {
             let request = Request::from_parts(head, body);
             match route {
-                Some(route) => self.authenticate_and_forward(route, request, checked, &peer, &request_id).await,
+                Some(route) => self.authenticate_and_forward(route, request, checked, &peer, &request_id, &trace).await,
                 None => Err(GatewayError::NoRoute),
             }
         };
@@ -140,6 +154,7 @@ impl Gateway {
                 status = response.status().as_u16(),
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
                 request_id = id,
+                trace_id = %trace.trace_id(),
                 client = %peer.addr.ip(),
                 "request"
             );
@@ -159,7 +174,10 @@ impl Gateway {
         checked: Option<CookieCheck>,
         peer: &Peer,
         request_id: &HeaderValue,
+        trace: &TraceContext,
     ) -> Result<Response<ProxyBody>, GatewayError> {
+        let mut added = Added::with_capacity(ADDED_HEADERS);
+        trace.forward(request.headers_mut(), &mut added);
         if let Some(auth) = &self.auth {
             // Closed, not open: without the check, nothing would strip or authenticate.
             let Some(CookieCheck { presented, upstream_cookies, now }) = checked else {
@@ -168,7 +186,6 @@ impl Gateway {
             let id = request_id.to_str().unwrap_or_default();
             auth.identity.strip(request.headers_mut(), id);
             let mut cookies = HeaderMap::new();
-            let mut added = Added::with_capacity(ADDED_HEADERS);
             let mut live_session = None;
             if !route.public {
                 // Taken apart, so the method and URI are read while the headers are lent.
@@ -208,7 +225,7 @@ impl Gateway {
             response.headers_mut().extend(cookies);
             return Ok(response);
         }
-        self.proxy.forward(route, request, peer, request_id, Added::with_capacity(ADDED_HEADERS), None).await
+        self.proxy.forward(route, request, peer, request_id, added, None).await
     }
 }
 

@@ -33,6 +33,7 @@ pub mod sessions_command;
 mod shutdown;
 pub mod telemetry;
 pub mod tls;
+pub mod trace_context;
 mod workers;
 
 pub use config::Config;

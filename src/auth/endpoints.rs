@@ -233,7 +233,8 @@ async fn with_userinfo(
         (ProviderKind::Oidc, Some(endpoint)) => endpoint,
         _ => return claims,
     };
-    let answer = auth.http().get(&endpoint).bearer_auth(access_token).send().await;
+    let traced = crate::trace_context::current_headers();
+    let answer = auth.http().get(&endpoint).headers(traced).bearer_auth(access_token).send().await;
     let info: Option<serde_json::Map<String, Value>> = match answer {
         Ok(response) if response.status().is_success() => response.json().await.ok(),
         Ok(response) => {
@@ -379,7 +380,7 @@ async fn revoke(auth: &Auth, endpoint: &str, refresh_token: &str, request_id: &s
         }
         None => form.push(("client_id", &provider.client_id)),
     }
-    match request.form(&form).send().await {
+    match request.headers(crate::trace_context::current_headers()).form(&form).send().await {
         Ok(response) if response.status().is_success() => {}
         Ok(response) => {
             tracing::warn!(request_id, status = response.status().as_u16(), "refresh token revocation refused")

@@ -292,7 +292,8 @@ impl crate::cluster::events::Follower for Auth {
 /// Sends an `oauth2` request over the gateway's back-channel client. Owns its client
 /// so the future borrows nothing (the connection tasks must be `Send`).
 pub async fn send(http: reqwest::Client, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, reqwest::Error> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    crate::trace_context::add_current(&mut parts.headers);
     let response = http.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body).send().await?;
     let mut answer = http::Response::builder().status(response.status());
     if let Some(headers) = answer.headers_mut() {

@@ -249,14 +249,15 @@ impl Refresher {
         if let Some(done) = start {
             let (shared, outcomes) = (self.state.clone(), self.outcomes.clone());
             let exchange = exchange();
-            tokio::spawn(async move {
+            // Under the request's trace: the provider sees the request that asked.
+            tokio::spawn(crate::trace_context::propagate(async move {
                 let exchanged = exchange.await;
                 if let Some(label) = exchanged.label() {
                     outcomes.count(label);
                 }
                 let outcome = shared.lock().expect("refresh lock").settle(key, exchanged);
                 let _ = done.send(Some(outcome));
-            });
+            }));
         }
         let answer = outcome.wait_for(Option::is_some).await.map(|answer| answer.clone());
         match answer {

@@ -48,6 +48,8 @@ pub struct Provider {
     issuer: String,
     keys: keys::Keys,
     store: store::Store,
+    /// `(grant_type, traceparent)` of each token request that carried a traceparent.
+    traced: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 impl Provider {
@@ -82,8 +84,14 @@ impl DevIdp {
             Some(form) => form.issuer(&settings.region, &settings.user_pool_id),
             None => format!("{base_url}/{}", settings.user_pool_id),
         };
-        let provider =
-            Arc::new(Provider { settings, base_url, issuer, keys: keys::Keys::generate(), store: Default::default() });
+        let provider = Arc::new(Provider {
+            settings,
+            base_url,
+            issuer,
+            keys: keys::Keys::generate(),
+            store: Default::default(),
+            traced: Default::default(),
+        });
         let app = router(provider.clone());
         tokio::spawn(async move {
             if let Err(err) = axum::serve(listener, app).await {
@@ -114,6 +122,12 @@ impl DevIdp {
 
     pub fn counters(&self) -> Counters {
         self.provider.store.counters()
+    }
+
+    /// `(grant_type, traceparent)` of every token request that carried a
+    /// `traceparent`, in order: what a tracing system would link.
+    pub fn traced_token_requests(&self) -> Vec<(String, String)> {
+        self.provider.traced.lock().expect("traced lock").clone()
     }
 
     /// Makes the token endpoint misbehave until called again with `None`.

@@ -48,6 +48,10 @@ pub async fn token(State(provider): State<Arc<Provider>>, headers: HeaderMap, bo
         Ok(client) => client,
         Err(error) => return refuse(&provider, error),
     };
+    if let Some(traceparent) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        let grant = form.get("grant_type").cloned().unwrap_or_default();
+        provider.traced.lock().expect("traced lock").push((grant, traceparent.to_owned()));
+    }
     let result = match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => authorization_code(&provider, client, &form),
         Some("refresh_token") => refresh_token(&provider, client, &form),
