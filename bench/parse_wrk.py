@@ -192,6 +192,14 @@ def cmd_table(args):
                 pairs = [a / b for a, b in zip(row["rps_all"], base["rps_all"])]
                 row["vs_%s_paired" % other] = statistics.median(pairs)
 
+    # TLS: Portcullis terminating TLS against nginx terminating it, paired.
+    for c in conns:
+        tls, nginx_tls = rows.get(("tls", c)), rows.get(("nginx-tls", c))
+        if tls and nginx_tls and all(nginx_tls["rps_all"]):
+            tls["vs_nginx_tls_paired"] = statistics.median(
+                a / b for a, b in zip(tls["rps_all"], nginx_tls["rps_all"])
+            )
+
     print("| target | conns | req/s (median) | p50 | p99 | vs nginx | vs nginx, paired | vs direct | errors |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in conns:
@@ -212,6 +220,21 @@ def cmd_table(args):
                     "n/a" if paired is None else "%.2f" % paired,
                     fmt_ratio(row["rps"], direct),
                     row["errors"],
+                )
+            )
+    tls_rows = [(c, rows[("tls", c)]) for c in conns if "vs_nginx_tls_paired" in rows.get(("tls", c), {})]
+    if tls_rows:
+        print()
+        for c, row in tls_rows:
+            print(
+                "Over TLS, c=%d: Portcullis (signed in) %.0f req/s, %.2fx nginx terminating TLS with the "
+                "same certificate and cookie (paired); p99 %s vs %s."
+                % (
+                    c,
+                    row["rps"],
+                    row["vs_nginx_tls_paired"],
+                    fmt_latency(row["p99"]),
+                    fmt_latency(rows[("nginx-tls", c)]["p99"]),
                 )
             )
     if args.repeats > 1:

@@ -49,6 +49,10 @@ pub enum GatewayError {
     MethodNotAllowed(http::Method),
     #[error("upstream connection failed")]
     UpstreamUnreachable(#[source] BoxError),
+    /// The TLS handshake with an `https://` upstream failed (its certificate was not
+    /// trusted, or ours not accepted).
+    #[error("upstream TLS failed")]
+    UpstreamTls(#[source] BoxError),
     #[error("upstream did not answer within {0:?}")]
     UpstreamTimeout(std::time::Duration),
     #[error("upstream request failed")]
@@ -80,6 +84,7 @@ impl GatewayError {
             | GatewayError::UnknownOriginalRequest(_)
             | GatewayError::MethodNotAllowed(_) => ErrorSource::Client,
             GatewayError::UpstreamUnreachable(_)
+            | GatewayError::UpstreamTls(_)
             | GatewayError::UpstreamTimeout(_)
             | GatewayError::UpstreamFailed(_)
             | GatewayError::UpgradeFailed(_) => ErrorSource::Upstream,
@@ -102,9 +107,10 @@ impl GatewayError {
             GatewayError::CrossSiteRequest | GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
             GatewayError::CookiesTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             GatewayError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            GatewayError::UpstreamUnreachable(_) | GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => {
-                StatusCode::BAD_GATEWAY
-            }
+            GatewayError::UpstreamUnreachable(_)
+            | GatewayError::UpstreamTls(_)
+            | GatewayError::UpstreamFailed(_)
+            | GatewayError::UpgradeFailed(_) => StatusCode::BAD_GATEWAY,
             GatewayError::ProviderUnavailable(_) | GatewayError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -125,6 +131,7 @@ impl GatewayError {
             GatewayError::UntrustedForwardAuthCaller(_) => "untrusted_caller",
             GatewayError::UnknownOriginalRequest(_) => "bad_forward_auth_request",
             GatewayError::UpstreamUnreachable(_) => "upstream_unreachable",
+            GatewayError::UpstreamTls(_) => "upstream_tls",
             GatewayError::UpstreamTimeout(_) => "upstream_timeout",
             GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => "bad_gateway",
             GatewayError::ProviderUnavailable(_) => "provider_unavailable",
@@ -156,6 +163,7 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable(_) => {
                 "The application is not reachable right now. Please try again shortly."
             }
+            GatewayError::UpstreamTls(_) => "The application could not be reached securely.",
             GatewayError::UpstreamTimeout(_) => "The application took too long to answer. Please try again shortly.",
             GatewayError::UpstreamFailed(_) | GatewayError::UpgradeFailed(_) => {
                 "The application returned an invalid response."

@@ -43,6 +43,7 @@ upstream = "ftp://files.example"
 [[route]]
 prefix = "/"
 upstream = "https://app.example"
+ca_file = "/nonexistent/ca.pem"
 [[route]]
 prefix = "/"
 upstream = "not a url"
@@ -59,7 +60,7 @@ upstream = "not a url"
             "log.format",
             "route[0].prefix",
             "route[0].upstream",
-            "route[1].upstream",
+            "route[1].ca_file",
             "route[2].upstream",
             "route[2].prefix",
         ]
@@ -68,7 +69,7 @@ upstream = "not a url"
     assert!(text[0].contains("\"nope\""), "{}", text[0]);
     assert!(text[1].contains("\"5 parsecs\""), "{}", text[1]);
     assert!(text[4].contains("\"xml\""), "{}", text[4]);
-    assert!(text[7].contains("https upstreams are not supported yet"), "{}", text[7]);
+    assert!(text[7].contains("/nonexistent/ca.pem: cannot be read"), "{}", text[7]);
     assert!(text[9].contains("already the prefix of route[1]"), "{}", text[9]);
 }
 

@@ -228,6 +228,8 @@ pub struct RouteConfig {
     pub csrf: bool,
     /// Who may use the route, beyond having signed in (see `auth/policy.rs`).
     pub policy: RoutePolicy,
+    /// For an `https://` upstream: what its connections trust and present.
+    pub upstream_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// A route's authorization rules; an empty list is no rule.
@@ -241,7 +243,7 @@ pub struct RoutePolicy {
     pub email_domains: Vec<String>,
 }
 
-/// Where a route forwards to: `http://host:port` plus an optional base path.
+/// Where a route forwards to: `http(s)://host:port` plus an optional base path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamTarget {
     pub scheme: Scheme,

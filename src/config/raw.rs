@@ -80,6 +80,17 @@ pub struct RawUpstream {
     pub pool_idle_timeout: String,
     pub pool_max_idle_per_host: u32,
     pub websocket_idle_timeout: String,
+    pub tls: RawUpstreamTls,
+}
+
+/// `[upstream.tls]`: what `https://` upstreams are trusted by and shown; a route's own
+/// keys of the same names replace these.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RawUpstreamTls {
+    pub ca_file: String,
+    pub client_cert_file: String,
+    pub client_key_file: String,
 }
 
 impl Default for RawUpstream {
@@ -91,6 +102,7 @@ impl Default for RawUpstream {
             pool_idle_timeout: "90s".into(),
             pool_max_idle_per_host: 256,
             websocket_idle_timeout: "5m".into(),
+            tls: RawUpstreamTls::default(),
         }
     }
 }
@@ -137,6 +149,9 @@ pub struct RawRoute {
     pub allowed_groups: Vec<String>,
     pub required_scopes: Vec<String>,
     pub allowed_email_domains: Vec<String>,
+    pub ca_file: String,
+    pub client_cert_file: String,
+    pub client_key_file: String,
 }
 
 impl Default for RawRoute {
@@ -151,6 +166,9 @@ impl Default for RawRoute {
             allowed_groups: vec![],
             required_scopes: vec![],
             allowed_email_domains: vec![],
+            ca_file: String::new(),
+            client_cert_file: String::new(),
+            client_key_file: String::new(),
         }
     }
 }

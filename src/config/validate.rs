@@ -1,7 +1,7 @@
 //! Raw strings to typed values. Every check runs, so one `portcullis check` lists
 //! every mistake; each problem names the key and quotes the bad value.
 
-use super::raw::{RawConfig, RawProvider, RawRoute, RawServerTls};
+use super::raw::{RawConfig, RawProvider, RawRoute, RawServerTls, RawUpstreamTls};
 use super::{
     AuthConfig, BearerConfig, Config, ForwardAuthConfig, IdentityConfig, LogConfig, LogFormat, Problem, ProviderConfig,
     ProviderKind, RedisConfig, RequestLimits, RouteConfig, RoutePolicy, ServerConfig, SessionConfig, StoreKind,
@@ -11,6 +11,7 @@ use crate::oidc::metadata::CognitoIssuer;
 use crate::secret::Secret;
 use crate::tls::TlsFiles;
 use crate::tls::certificate::Which;
+use crate::tls::upstream::UpstreamTlsFiles;
 use http::Uri;
 use http::uri::Scheme;
 use std::net::SocketAddr;
@@ -119,8 +120,12 @@ pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> 
     if raw.routes.is_empty() && !forward_auth {
         check.fail("route", "no [[route]] is defined: add at least one (prefix = \"/\", upstream = \"http://...\")");
     }
-    let routes: Vec<RouteConfig> =
-        raw.routes.iter().enumerate().map(|(i, route)| check.route(i, route, forward_auth)).collect();
+    let routes: Vec<RouteConfig> = raw
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, route)| check.route(i, route, forward_auth, &raw.upstream.tls))
+        .collect();
     for (i, route) in routes.iter().enumerate() {
         if let Some(first) = routes[..i].iter().position(|r| r.prefix == route.prefix) {
             check.fail(
@@ -188,7 +193,7 @@ impl Checker<'_> {
         value.to_owned()
     }
 
-    fn route(&mut self, index: usize, raw: &RawRoute, forward_auth: bool) -> RouteConfig {
+    fn route(&mut self, index: usize, raw: &RawRoute, forward_auth: bool, tls: &RawUpstreamTls) -> RouteConfig {
         let key = |field: &str| format!("route[{index}].{field}");
         if raw.prefix.is_empty() {
             self.fail(key("prefix"), "is required (e.g. \"/\" or \"/api/\")");
@@ -200,9 +205,25 @@ impl Checker<'_> {
         // With forward-auth, a route may only say who may reach a path (`/auth/verify`).
         let upstream =
             (!raw.upstream.is_empty() || !forward_auth).then(|| self.upstream(&key("upstream"), &raw.upstream));
+        let upstream_tls = match &upstream {
+            Some(target) if target.scheme == Scheme::HTTPS => self.upstream_tls(index, raw, tls),
+            _ => {
+                for (field, value) in [
+                    ("ca_file", &raw.ca_file),
+                    ("client_cert_file", &raw.client_cert_file),
+                    ("client_key_file", &raw.client_key_file),
+                ] {
+                    if !value.is_empty() {
+                        self.fail(key(field), "is only for an https:// upstream");
+                    }
+                }
+                None
+            }
+        };
         RouteConfig {
             prefix: raw.prefix.clone(),
             upstream,
+            upstream_tls,
             strip_prefix: raw.strip_prefix,
             preserve_host: raw.preserve_host,
             public: raw.public,
@@ -547,6 +568,57 @@ impl Checker<'_> {
         })
     }
 
+    /// The TLS client of route `index`'s https upstream: its own files, else
+    /// `[upstream.tls]`'s; read and checked now, errors named by the key that set them.
+    fn upstream_tls(
+        &mut self,
+        index: usize,
+        raw: &RawRoute,
+        global: &RawUpstreamTls,
+    ) -> Option<std::sync::Arc<rustls::ClientConfig>> {
+        let route_key = |field: &str| format!("route[{index}].{field}");
+        let (ca_key, ca_file) = match raw.ca_file.as_str() {
+            "" => ("upstream.tls.ca_file".to_owned(), global.ca_file.as_str()),
+            own => (route_key("ca_file"), own),
+        };
+        let own_client = !raw.client_cert_file.is_empty() || !raw.client_key_file.is_empty();
+        let (cert_key, key_key, cert_file, key_file) = if own_client {
+            (route_key("client_cert_file"), route_key("client_key_file"), &raw.client_cert_file, &raw.client_key_file)
+        } else {
+            (
+                "upstream.tls.client_cert_file".to_owned(),
+                "upstream.tls.client_key_file".to_owned(),
+                &global.client_cert_file,
+                &global.client_key_file,
+            )
+        };
+        let client = match (cert_file.as_str(), key_file.as_str()) {
+            ("", "") => None,
+            ("", _) => {
+                self.fail(cert_key, "is required with a client key (PEM, chain included)");
+                return None;
+            }
+            (_, "") => {
+                self.fail(key_key, "is required with a client certificate (its key, PEM)");
+                return None;
+            }
+            (cert, key) => Some(TlsFiles { cert_file: cert.into(), key_file: key.into() }),
+        };
+        let files = UpstreamTlsFiles { ca_file: (!ca_file.is_empty()).then(|| ca_file.into()), client };
+        match crate::tls::upstream::client_config(&files) {
+            Ok(config) => Some(config),
+            Err(err) => {
+                let key = match err.which {
+                    Which::Authorities => ca_key,
+                    Which::Certificate => cert_key,
+                    Which::Key => key_key,
+                };
+                self.fail(key, err.to_string());
+                None
+            }
+        }
+    }
+
     /// Both files or neither; both are read and checked now, as at startup.
     fn tls(&mut self, raw: &RawServerTls) -> Option<TlsFiles> {
         let files = match (raw.cert_file.as_str(), raw.key_file.as_str()) {
@@ -563,8 +635,8 @@ impl Checker<'_> {
         };
         if let Err(err) = crate::tls::certificate::load(&files, std::time::SystemTime::now()) {
             let key = match err.which {
-                Which::Certificate => "server.tls.cert_file",
                 Which::Key => "server.tls.key_file",
+                Which::Certificate | Which::Authorities => "server.tls.cert_file",
             };
             self.fail(key, err.to_string());
         }
@@ -608,13 +680,8 @@ impl Checker<'_> {
             self.fail(key, format!("{value:?} needs a scheme and host (e.g. \"http://127.0.0.1:3000\")"));
             return placeholder;
         };
-        if *scheme != Scheme::HTTP {
-            let why = if *scheme == Scheme::HTTPS {
-                "https upstreams are not supported yet: use http (sidecar or cluster-internal)"
-            } else {
-                "the scheme must be http"
-            };
-            self.fail(key, format!("{value:?}: {why}"));
+        if *scheme != Scheme::HTTP && *scheme != Scheme::HTTPS {
+            self.fail(key, format!("{value:?}: the scheme must be http or https"));
             return placeholder;
         }
         if authority.as_str().contains('@') {

@@ -18,6 +18,7 @@
 
 use super::bodiless::{self, Connection, UpstreamBody};
 use super::body::{IdleTimeout, RequestBody};
+use super::routes::Upstream;
 use crate::config::UpstreamConfig;
 use crate::error::BoxError;
 use bytes::Bytes;
@@ -42,6 +43,10 @@ pub enum UpstreamError {
     Connect { authority: Authority, source: std::io::Error },
     #[error("connecting to {authority} took longer than {timeout:?}")]
     ConnectTimeout { authority: Authority, timeout: Duration },
+    /// The TLS handshake failed: an untrusted or mismatched certificate, a refused
+    /// client certificate, no common protocol.
+    #[error("TLS with {authority} failed: {source}")]
+    Tls { authority: Authority, source: std::io::Error },
     #[error("upstream exchange failed: {0}")]
     Exchange(BoxError),
 }
@@ -85,18 +90,17 @@ pub fn build(config: &UpstreamConfig, upstreams: usize) -> UpstreamClient {
 }
 
 impl UpstreamClient {
-    /// Sends `request` (origin-form URI, `Host` set) to `authority`, upstream number
-    /// `upstream`, on a pooled connection, or a new one.
+    /// Sends `request` (origin-form URI, `Host` set) to `upstream`, on a pooled
+    /// connection, or a new one.
     pub async fn send(
         &self,
-        upstream: usize,
-        authority: &Authority,
+        upstream: &Upstream,
         mut request: Request<RequestBodyOf>,
     ) -> Result<Response<PooledBody>, UpstreamError> {
         loop {
-            let (mut sender, reused) = match self.pool.checkout(upstream) {
+            let (mut sender, reused) = match self.pool.checkout(upstream.index) {
                 Some(sender) => (sender, true),
-                None => (self.connect(authority).await?, false),
+                None => (self.connect(upstream).await?, false),
             };
             if let Err(err) = sender.ready().await {
                 // Closed while it sat in the pool: take another one.
@@ -106,7 +110,7 @@ impl UpstreamClient {
                 return Err(err.into());
             }
             match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.pool.clone().lease(upstream, sender, response)),
+                Ok(response) => return Ok(self.pool.clone().lease(upstream.index, sender, response)),
                 Err(mut err) => match err.take_message() {
                     Some(unsent) if reused => request = unsent,
                     _ => return Err(err.into_error().into()),
@@ -121,8 +125,7 @@ impl UpstreamClient {
     /// repeat).
     pub async fn send_bodiless(
         &self,
-        upstream: usize,
-        authority: &Authority,
+        upstream: &Upstream,
         head: &request::Parts,
         host: &HeaderValue,
         added: &[(HeaderName, HeaderValue)],
@@ -130,11 +133,11 @@ impl UpstreamClient {
         let encoded = bodiless::encode(head, host, added);
         let head_request = head.method == http::Method::HEAD;
         loop {
-            let (connection, reused) = match self.pool.checkout_plain(upstream) {
+            let (connection, reused) = match self.pool.checkout_plain(upstream.index) {
                 Some(connection) => (connection, true),
-                None => (Connection::new(self.connect_stream(authority).await?), false),
+                None => (Connection::new(self.connect_stream(upstream).await?), false),
             };
-            match bodiless::exchange(connection, &encoded, head_request, (self.pool.clone(), upstream)).await {
+            match bodiless::exchange(connection, &encoded, head_request, (self.pool.clone(), upstream.index)).await {
                 Ok(response) => return Ok(response),
                 Err(err) if reused && err.unanswered() => continue,
                 Err(err) => return Err(UpstreamError::Exchange(Box::new(err))),
@@ -142,21 +145,27 @@ impl UpstreamClient {
         }
     }
 
-    async fn connect(&self, authority: &Authority) -> Result<Sender, UpstreamError> {
-        let stream = self.connect_stream(authority).await?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.with_upgrades().await {
-                tracing::debug!(error = %err, "upstream connection ended with an error");
+    async fn connect(&self, upstream: &Upstream) -> Result<Sender, UpstreamError> {
+        let stream = self.connect_stream(upstream).await?;
+        let Some(tls) = &upstream.tls else { return handshake(stream).await };
+        let authority = &upstream.target.authority;
+        // The TLS handshake shares the connect timeout: both set up the connection.
+        let secured =
+            tokio::time::timeout(self.connect_timeout, tls.connector.connect(tls.server_name.clone(), stream));
+        match secured.await {
+            Ok(Ok(stream)) => handshake(stream).await,
+            Ok(Err(source)) => Err(UpstreamError::Tls { authority: authority.clone(), source }),
+            Err(_) => {
+                Err(UpstreamError::ConnectTimeout { authority: authority.clone(), timeout: self.connect_timeout })
             }
-        });
-        Ok(sender)
+        }
     }
 
-    async fn connect_stream(&self, authority: &Authority) -> Result<tokio::net::TcpStream, UpstreamError> {
+    async fn connect_stream(&self, upstream: &Upstream) -> Result<tokio::net::TcpStream, UpstreamError> {
+        let authority = &upstream.target.authority;
         let address = match authority.port() {
             Some(_) => authority.as_str().to_owned(),
-            None => format!("{}:80", authority.as_str()),
+            None => format!("{}:{}", authority.as_str(), upstream.default_port()),
         };
         let connecting = tokio::net::TcpStream::connect(address);
         let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
@@ -172,6 +181,20 @@ impl UpstreamClient {
         let _ = stream.set_nodelay(true);
         Ok(stream)
     }
+}
+
+/// An HTTP/1.1 client connection over `stream`, driven by a task of its own.
+async fn handshake<S>(stream: S) -> Result<Sender, UpstreamError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.with_upgrades().await {
+            tracing::debug!(error = %err, "upstream connection ended with an error");
+        }
+    });
+    Ok(sender)
 }
 
 impl Pool {

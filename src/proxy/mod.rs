@@ -102,8 +102,12 @@ impl Proxy {
             .map_err(|_| GatewayError::Internal("could not build the upstream URI"))?;
         parts.version = Version::HTTP_11;
 
-        if bodiless::applies(&parts.method, http_body::Body::is_end_stream(&body), upgrade.is_some()) {
-            let exchange = self.client.send_bodiless(upstream.index, &upstream.target.authority, &parts, &host, &added);
+        // Not over TLS: the fast path tells an idle connection is still usable by its
+        // socket being quiet, which a TLS upstream's session tickets and alerts are not.
+        let bodiless = upstream.tls.is_none()
+            && bodiless::applies(&parts.method, http_body::Body::is_end_stream(&body), upgrade.is_some());
+        if bodiless {
+            let exchange = self.client.send_bodiless(upstream, &parts, &host, &added);
             let response = tokio::time::timeout(self.timeouts.response_timeout, exchange)
                 .await
                 .map_err(|_| GatewayError::UpstreamTimeout(self.timeouts.response_timeout))?
@@ -118,7 +122,7 @@ impl Proxy {
             headers::set_upgrade(&mut parts.headers, protocol);
         }
         let (body, body_sent) = RequestBody::new(IdleTimeout::new(body, self.timeouts.idle_timeout));
-        let exchange = self.client.send(upstream.index, &upstream.target.authority, Request::from_parts(parts, body));
+        let exchange = self.client.send(upstream, Request::from_parts(parts, body));
         tokio::pin!(exchange);
         // While the request body streams, only the idle timeout applies; the response
         // timeout measures the upstream, from the moment it has the whole request.
@@ -197,6 +201,7 @@ impl Proxy {
         let exchange = match err {
             client::UpstreamError::ConnectTimeout { timeout, .. } => return GatewayError::UpstreamTimeout(timeout),
             client::UpstreamError::Connect { .. } => return GatewayError::UpstreamUnreachable(Box::new(err)),
+            client::UpstreamError::Tls { .. } => return GatewayError::UpstreamTls(Box::new(err)),
             client::UpstreamError::Exchange(exchange) => exchange,
         };
         let chain: Vec<&(dyn std::error::Error + 'static)> =

@@ -32,11 +32,32 @@ pub struct Route {
 #[derive(Debug)]
 pub struct Upstream {
     pub target: UpstreamTarget,
-    /// The index of `target.authority` among the table's distinct upstreams: the
-    /// upstream connection pool's list for it.
+    /// The index of `target`'s scheme and authority among the table's distinct
+    /// upstreams: the upstream connection pool's list for it.
     pub index: usize,
     /// The upstream's authority as a `Host` value, built once.
     pub host: HeaderValue,
+    /// For `https://`: the TLS client and the name (SNI) to verify.
+    pub tls: Option<UpstreamTls>,
+}
+
+#[derive(Clone)]
+pub struct UpstreamTls {
+    pub connector: tokio_rustls::TlsConnector,
+    pub server_name: rustls::pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for UpstreamTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTls").field("server_name", &self.server_name).finish_non_exhaustive()
+    }
+}
+
+impl Upstream {
+    /// The port to connect to when the URL names none.
+    pub fn default_port(&self) -> u16 {
+        if self.tls.is_some() { 443 } else { 80 }
+    }
 }
 
 impl Route {
@@ -47,6 +68,11 @@ impl Route {
                 target: target.clone(),
                 index: 0,
                 host: HeaderValue::from_str(target.authority.as_str()).expect("an authority is a valid header value"),
+                tls: config.upstream_tls.as_ref().map(|client| UpstreamTls {
+                    connector: tokio_rustls::TlsConnector::from(client.clone()),
+                    server_name: rustls::pki_types::ServerName::try_from(target.authority.host().to_owned())
+                        .expect("a URL's host is a server name or an address"),
+                }),
             }),
             strip_prefix: config.strip_prefix,
             preserve_host: config.preserve_host,
@@ -106,12 +132,14 @@ impl RouteTable {
         let mut routes: Vec<Route> =
             configs.iter().map(|config| Route::new(config, case_insensitive, metrics)).collect();
         routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
-        let mut distinct: Vec<http::uri::Authority> = Vec::new();
+        // Plain and TLS connections to one authority never share a pool list.
+        let mut distinct: Vec<(bool, http::uri::Authority)> = Vec::new();
         for upstream in routes.iter_mut().filter_map(|route| route.upstream.as_mut()) {
-            upstream.index = match distinct.iter().position(|known| *known == upstream.target.authority) {
+            let key = (upstream.tls.is_some(), upstream.target.authority.clone());
+            upstream.index = match distinct.iter().position(|known| *known == key) {
                 Some(index) => index,
                 None => {
-                    distinct.push(upstream.target.authority.clone());
+                    distinct.push(key);
                     distinct.len() - 1
                 }
             };
@@ -153,6 +181,7 @@ mod tests {
             public: false,
             csrf: true,
             policy: RoutePolicy::default(),
+            upstream_tls: None,
         }
     }
 

@@ -25,6 +25,8 @@ pub struct TlsFiles {
 pub enum Which {
     Certificate,
     Key,
+    /// A bundle of CA certificates to trust (`tls/upstream.rs`).
+    Authorities,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,10 +39,18 @@ pub struct CertificateError {
 
 /// The certificate of `files`, checked at `now`.
 pub fn load(files: &TlsFiles, now: SystemTime) -> Result<Arc<CertifiedKey>, CertificateError> {
+    load_pair(files, now).map(|(certified, _)| certified)
+}
+
+/// As [`load`], with the private key itself (a TLS client's configuration takes it).
+pub fn load_pair(
+    files: &TlsFiles,
+    now: SystemTime,
+) -> Result<(Arc<CertifiedKey>, PrivateKeyDer<'static>), CertificateError> {
     let fail = |which, problem: String| {
         let path = match which {
-            Which::Certificate => files.cert_file.clone(),
             Which::Key => files.key_file.clone(),
+            _ => files.cert_file.clone(),
         };
         CertificateError { which, path, problem }
     };
@@ -60,12 +70,27 @@ pub fn load(files: &TlsFiles, now: SystemTime) -> Result<Arc<CertifiedKey>, Cert
     let certified = CertifiedKey::new(chain, signing);
     match certified.keys_match() {
         // Unknown: the key type cannot tell its public key; the handshake would.
-        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(Arc::new(certified)),
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+            Ok((Arc::new(certified), key))
+        }
         Err(_) => Err(fail(
             Which::Key,
             format!("does not match the certificate in {} (a key of another certificate?)", files.cert_file.display()),
         )),
     }
+}
+
+/// The CA certificates of a PEM bundle.
+pub fn load_authorities(path: &Path) -> Result<Vec<CertificateDer<'static>>, CertificateError> {
+    let fail = |problem: String| CertificateError { which: Which::Authorities, path: path.to_owned(), problem };
+    let pem = read(path).map_err(fail)?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| fail(format!("not a PEM certificate bundle ({err})")))?;
+    if certificates.is_empty() {
+        return Err(fail("holds no PEM certificate (BEGIN CERTIFICATE)".into()));
+    }
+    Ok(certificates)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {

@@ -1,8 +1,10 @@
-//! TLS on the main listener: rustls with the aws-lc-rs provider, TLS 1.2 and 1.3, ALPN
-//! `h2` and `http/1.1`, the certificate reloaded when its files change (`reload.rs`).
+//! TLS with rustls and the aws-lc-rs provider, TLS 1.2 and 1.3: on the main listener
+//! (ALPN `h2` and `http/1.1`, the certificate reloaded when its files change:
+//! `reload.rs`), and to `https://` upstreams (`upstream.rs`).
 
 pub mod certificate;
 pub mod reload;
+pub mod upstream;
 
 pub use certificate::{CertificateError, TlsFiles};
 

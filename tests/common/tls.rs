@@ -9,7 +9,7 @@ use tokio_rustls::TlsConnector;
 /// A certificate authority for the tests, trusted by their clients.
 pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
-    der: CertificateDer<'static>,
+    pub der: CertificateDer<'static>,
 }
 
 impl TestCa {
@@ -57,4 +57,61 @@ pub fn spki_hash(cert_pem: &str) -> String {
     let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
     let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
     base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(parsed.tbs_certificate.subject_pki.raw))
+}
+
+/// An upstream over TLS with the certificate `cert_pem`/`key_pem`, answering as
+/// [`crate::common::upstream::echo`] does, plus `x-test-client-cert`: the common name of
+/// the client's certificate, when it sent one. With `clients_of`, a client certificate
+/// from that CA is required. Returns its address and a count of the TLS connections it
+/// accepted.
+pub async fn echo_over_tls(
+    cert_pem: &str,
+    key_pem: &str,
+    clients_of: Option<&TestCa>,
+) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use rustls::pki_types::PrivateKeyDer;
+    let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap();
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder =
+        rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().unwrap();
+    let builder = match clients_of {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.der.clone()).unwrap();
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(builder.with_single_cert(chain, key).unwrap()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let acceptor = acceptor.clone();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else { return };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let client = stream.get_ref().1.peer_certificates().and_then(|certs| {
+                    let (_, parsed) = x509_parser::parse_x509_certificate(certs[0].as_ref()).ok()?;
+                    Some(parsed.subject().iter_common_name().next()?.as_str().ok()?.to_owned())
+                });
+                let service = hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+                    if let Some(name) = &client {
+                        request.headers_mut().insert("x-test-client-cert", name.parse().unwrap());
+                    }
+                    async move { Ok::<_, std::convert::Infallible>(crate::common::upstream::describe(&request)) }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    (addr, accepted)
 }

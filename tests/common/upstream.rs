@@ -63,7 +63,7 @@ pub async fn counting_echo() -> (SocketAddr, std::sync::Arc<std::sync::atomic::A
     (addr, count)
 }
 
-fn describe(request: &Request<Incoming>) -> Response<UpstreamBody> {
+pub fn describe(request: &Request<Incoming>) -> Response<UpstreamBody> {
     let headers: Vec<(String, String)> = request
         .headers()
         .iter()

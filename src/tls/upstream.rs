@@ -1,0 +1,59 @@
+//! TLS to `https://` upstreams: the server's certificate verified against the system's
+//! roots or a configured CA bundle, SNI from the upstream's host, and optionally a
+//! client certificate (mutual TLS). HTTP/1.1 only (ALPN `http/1.1`): the pool holds
+//! HTTP/1.1 connections.
+
+use super::certificate::{self, CertificateError, TlsFiles};
+use rustls::crypto::aws_lc_rs;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// What an `https://` route's connections trust and present.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamTlsFiles {
+    /// PEM bundle of the CAs to trust; `None`: the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate and key presented to the upstream (mutual TLS).
+    pub client: Option<TlsFiles>,
+}
+
+/// The TLS client configuration of `files`; every file read and checked now.
+pub fn client_config(files: &UpstreamTlsFiles) -> Result<Arc<rustls::ClientConfig>, CertificateError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match &files.ca_file {
+        Some(path) => {
+            for certificate in certificate::load_authorities(path)? {
+                roots.add(certificate).map_err(|err| CertificateError {
+                    which: certificate::Which::Authorities,
+                    path: path.clone(),
+                    problem: format!("holds a certificate that cannot be a trust anchor ({err})"),
+                })?;
+            }
+        }
+        None => {
+            // Unreadable system certificates are skipped, as every TLS client does.
+            let (added, _ignored) = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            if added == 0 {
+                tracing::warn!("no system CA certificates found: https upstreams need upstream.tls.ca_file");
+            }
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("the aws-lc-rs provider supports TLS 1.2 and 1.3")
+        .with_root_certificates(roots);
+    let mut config = match &files.client {
+        Some(client) => {
+            let (certified, key) = certificate::load_pair(client, SystemTime::now())?;
+            builder.with_client_auth_cert(certified.cert.clone(), key).map_err(|err| CertificateError {
+                which: certificate::Which::Key,
+                path: client.key_file.clone(),
+                problem: format!("cannot be used as a client certificate ({err})"),
+            })?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}

@@ -1,0 +1,108 @@
+//! `https://` upstreams: verified against a configured CA, with and without a client
+//! certificate (mutual TLS), pooled connections reused over TLS, and an untrusted
+//! certificate answered 502 with nothing about it in the answer.
+
+mod common;
+
+use common::tls::{TestCa, echo_over_tls};
+use common::upstream::seen;
+use std::sync::atomic::Ordering;
+
+/// Writes the PEM texts into files of a temporary folder; their paths, in order.
+fn files(dir: &tempfile::TempDir, texts: &[(&str, &str)]) -> Vec<String> {
+    texts
+        .iter()
+        .map(|(name, text)| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        })
+        .collect()
+}
+
+fn ca_pem(ca: &TestCa) -> String {
+    pem_of(&ca.der)
+}
+
+fn pem_of(der: &[u8]) -> String {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body.as_bytes().chunks(64).map(|chunk| std::str::from_utf8(chunk).unwrap()).collect();
+    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
+}
+
+#[tokio::test]
+async fn an_https_upstream_with_a_private_ca_is_verified_and_its_connections_pooled() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.leaf("upstream", (-1, 30));
+    let (upstream, connections) = echo_over_tls(&cert, &key, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let paths = files(&dir, &[("ca.pem", &ca_pem(&ca))]);
+    // One worker: each worker has a pool of its own.
+    let gateway = common::ConfigBuilder::new()
+        .server("workers = 1")
+        .route_with("/", &format!("https://localhost:{}", upstream.port()), &format!("ca_file = {:?}", paths[0]))
+        .start()
+        .await;
+    for round in 0..3 {
+        let reply = common::get(&gateway.url(&format!("/round/{round}")), &[]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.json()["uri"], format!("/round/{round}"));
+        let post = common::send(
+            &common::client(),
+            http::Request::post(gateway.url("/form")).body(http_body_util::Full::new("a=1".into())).unwrap(),
+        )
+        .await;
+        assert_eq!(post.status, 200);
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "one TLS connection, reused");
+}
+
+#[tokio::test]
+async fn mutual_tls_presents_the_configured_client_certificate() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.leaf("upstream", (-1, 30));
+    let (upstream, _) = echo_over_tls(&cert, &key, Some(&ca)).await;
+    let (client_cert, client_key) = ca.leaf("portcullis-client", (-1, 30));
+    let dir = tempfile::tempdir().unwrap();
+    let paths = files(&dir, &[("ca.pem", &ca_pem(&ca)), ("client.crt", &client_cert), ("client.key", &client_key)]);
+    let url = format!("https://127.0.0.1:{}", upstream.port());
+
+    let without =
+        common::ConfigBuilder::new().route_with("/", &url, &format!("ca_file = {:?}", paths[0])).start().await;
+    let refused = common::get(&without.url("/"), &[]).await;
+    assert_eq!(refused.status, 502, "the upstream wants a client certificate");
+
+    let with = common::ConfigBuilder::new()
+        .upstream(&format!(
+            "[upstream.tls]\nca_file = {:?}\nclient_cert_file = {:?}\nclient_key_file = {:?}",
+            paths[0], paths[1], paths[2]
+        ))
+        .route_with("/", &url, "")
+        .start()
+        .await;
+    let reply = common::get(&with.url("/"), &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(seen(&reply.json(), "x-test-client-cert"), ["portcullis-client"]);
+}
+
+#[tokio::test]
+async fn an_untrusted_upstream_certificate_is_a_502_naming_nothing_about_it() {
+    let trusted = TestCa::new();
+    let other = TestCa::new();
+    let (cert, key) = other.leaf("impostor", (-1, 30));
+    let (upstream, _) = echo_over_tls(&cert, &key, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let paths = files(&dir, &[("ca.pem", &ca_pem(&trusted))]);
+    let gateway = common::ConfigBuilder::new()
+        .route_with("/", &format!("https://localhost:{}", upstream.port()), &format!("ca_file = {:?}", paths[0]))
+        .start()
+        .await;
+    let reply = common::get(&gateway.url("/"), &[]).await;
+    assert_eq!(reply.status, 502);
+    assert_eq!(reply.json()["error"], "upstream_tls");
+    let text = reply.text().to_lowercase();
+    for secret in ["impostor", "issuer", "certificate", "localhost"] {
+        assert!(!text.contains(secret), "the answer names {secret}: {text}");
+    }
+}
