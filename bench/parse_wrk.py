@@ -226,15 +226,23 @@ def cmd_table(args):
     if tls_rows:
         print()
         for c, row in tls_rows:
+            plain = rows.get(("authenticated", c))
+            cost = ""
+            if plain and all(plain["rps_all"]):
+                ratio = statistics.median(a / b for a, b in zip(row["rps_all"], plain["rps_all"]))
+                cost = " TLS costs it %.0f%% of its plain-HTTP throughput (paired with authenticated)." % (
+                    (1 - ratio) * 100
+                )
             print(
                 "Over TLS, c=%d: Portcullis (signed in) %.0f req/s, %.2fx nginx terminating TLS with the "
-                "same certificate and cookie (paired); p99 %s vs %s."
+                "same certificate and cookie (paired); p99 %s vs %s.%s"
                 % (
                     c,
                     row["rps"],
                     row["vs_nginx_tls_paired"],
                     fmt_latency(row["p99"]),
                     fmt_latency(rows[("nginx-tls", c)]["p99"]),
+                    cost,
                 )
             )
     if args.repeats > 1:

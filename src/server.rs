@@ -92,7 +92,9 @@ impl Portcullis {
             let cluster = auth.cluster()?.clone();
             Some(tokio::spawn(async move { crate::cluster::events::follow(&cluster, &*auth).await }))
         });
-        let reloads = tls.as_ref().map(|(tls, files)| tokio::spawn(reload::follow(tls.served.clone(), files.clone())));
+        let reloads = tls
+            .as_ref()
+            .map(|(tls, files)| tokio::spawn(reload::follow(tls.served.clone(), files.clone(), tls.loaded.clone())));
         let worker_count = self.config.server.workers;
         let acceptor = tls.map(|(tls, _)| tls.acceptor);
         let signals = shutdown_control.signals();

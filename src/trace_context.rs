@@ -2,7 +2,8 @@
 //! the gateway in the operator's tracing system.
 //!
 //! A valid incoming `traceparent` is continued: same trace id and flags, with the
-//! gateway's own span id as the parent the upstream sees, and `tracestate` passed on.
+//! gateway's own span id as the parent the upstream sees, and `tracestate` passed on
+//! when it is one header within the specification's 512 characters (else dropped).
 //! One that is absent or invalid starts a new trace (and its `tracestate` is dropped,
 //! as the recommendation says). The trace id goes into the access-log line, and the
 //! same context onto the requests the gateway makes for the request at the identity
@@ -36,12 +37,7 @@ impl TraceContext {
         let span_id = nonzero_random();
         match headers.get(&TRACEPARENT).and_then(|value| parse(value.as_bytes())) {
             Some((trace_id, flags)) => Self { trace_id, span_id, flags, continued: true },
-            None => Self {
-                trace_id: u128::from(nonzero_random()) << 64 | u128::from(rand::random::<u64>()),
-                span_id,
-                flags: 0,
-                continued: false,
-            },
+            None => Self { trace_id: rand::random::<u128>().max(1), span_id, flags: 0, continued: false },
         }
     }
 
@@ -51,15 +47,27 @@ impl TraceContext {
     }
 
     pub fn traceparent(&self) -> HeaderValue {
-        let text = format!("00-{:032x}-{:016x}-{:02x}", self.trace_id, self.span_id, self.flags);
-        HeaderValue::from_str(&text).expect("hex digits and dashes are a valid header value")
+        // Written into one buffer: this runs for every proxied request.
+        let mut text = [b'-'; 55];
+        text[..2].copy_from_slice(b"00");
+        hex(&mut text[3..35], self.trace_id);
+        hex(&mut text[36..52], u128::from(self.span_id));
+        hex(&mut text[53..55], u128::from(self.flags));
+        HeaderValue::from_bytes(&text).expect("hex digits and dashes are a valid header value")
     }
 
     /// Sets this context on a request going upstream: the client's `traceparent` is
     /// replaced (in `added`), its `tracestate` kept only when the trace is continued.
     pub fn forward(&self, headers: &mut HeaderMap, added: &mut Added) {
         headers.remove(&TRACEPARENT);
-        if !self.continued {
+        let mut states = headers.get_all(&TRACESTATE).iter();
+        let kept = self.continued
+            && match (states.next(), states.next()) {
+                (None, _) => true,
+                (Some(state), None) => state.len() <= MAX_TRACESTATE,
+                (Some(_), Some(_)) => false,
+            };
+        if !kept {
             headers.remove(&TRACESTATE);
         }
         added.push((TRACEPARENT.clone(), self.traceparent()));
@@ -100,6 +108,18 @@ pub fn current_headers() -> HeaderMap {
     let mut headers = HeaderMap::new();
     add_current(&mut headers);
     headers
+}
+
+/// The longest `tracestate` passed on (W3C Trace Context: 512 characters).
+const MAX_TRACESTATE: usize = 512;
+
+/// Writes the low `out.len() * 4` bits of `value` as lower-case hex into `out`.
+fn hex(out: &mut [u8], mut value: u128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for digit in out.iter_mut().rev() {
+        *digit = DIGITS[(value & 0xf) as usize];
+        value >>= 4;
+    }
 }
 
 struct TraceId(u128);
@@ -194,5 +214,16 @@ mod tests {
         headers.insert(&TRACESTATE, "vendor=1".parse().unwrap());
         TraceContext::for_request(&headers).forward(&mut headers, &mut Added::new());
         assert_eq!(headers.get(&TRACESTATE).unwrap(), "vendor=1");
+
+        headers.insert(&TRACEPARENT, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap());
+        headers.insert(&TRACESTATE, format!("v={}", "x".repeat(600)).parse().unwrap());
+        TraceContext::for_request(&headers).forward(&mut headers, &mut Added::new());
+        assert!(!headers.contains_key(&TRACESTATE), "longer than the specification allows");
+    }
+
+    #[test]
+    fn the_traceparent_is_written_as_the_specification_spells_it() {
+        let context = TraceContext { trace_id: 0xab, span_id: 0x1_0000_0000_0001, flags: 1, continued: true };
+        assert_eq!(context.traceparent(), "00-000000000000000000000000000000ab-0001000000000001-01");
     }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::tls::{TestCa, echo_over_tls};
+use common::tls::{TestCa, echo_over_tls, echo_over_tls_on};
 use common::upstream::seen;
 use std::sync::atomic::Ordering;
 
@@ -72,6 +72,8 @@ async fn mutual_tls_presents_the_configured_client_certificate() {
         common::ConfigBuilder::new().route_with("/", &url, &format!("ca_file = {:?}", paths[0])).start().await;
     let refused = common::get(&without.url("/"), &[]).await;
     assert_eq!(refused.status, 502, "the upstream wants a client certificate");
+    // TLS 1.3: the refusal comes as an alert after the handshake, with the response.
+    assert_eq!(refused.json()["error"], "upstream_tls");
 
     let with = common::ConfigBuilder::new()
         .upstream(&format!(
@@ -105,4 +107,58 @@ async fn an_untrusted_upstream_certificate_is_a_502_naming_nothing_about_it() {
     for secret in ["impostor", "issuer", "certificate", "localhost"] {
         assert!(!text.contains(secret), "the answer names {secret}: {text}");
     }
+}
+
+#[tokio::test]
+async fn routes_with_their_own_client_certificates_never_share_a_connection() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.leaf("upstream", (-1, 30));
+    let (upstream, connections) = echo_over_tls(&cert, &key, Some(&ca)).await;
+    let (alpha_cert, alpha_key) = ca.leaf("alpha", (-1, 30));
+    let (beta_cert, beta_key) = ca.leaf("beta", (-1, 30));
+    let dir = tempfile::tempdir().unwrap();
+    let paths = files(
+        &dir,
+        &[
+            ("ca.pem", &ca_pem(&ca)),
+            ("alpha.crt", &alpha_cert),
+            ("alpha.key", &alpha_key),
+            ("beta.crt", &beta_cert),
+            ("beta.key", &beta_key),
+        ],
+    );
+    let url = format!("https://localhost:{}", upstream.port());
+    let own = |cert: &str, key: &str| {
+        format!("ca_file = {:?}\nclient_cert_file = {:?}\nclient_key_file = {:?}", paths[0], cert, key)
+    };
+    let gateway = common::ConfigBuilder::new()
+        .server("workers = 1")
+        .route_with("/alpha/", &url, &own(&paths[1], &paths[2]))
+        .route_with("/beta/", &url, &own(&paths[3], &paths[4]))
+        .start()
+        .await;
+    for round in 0..2 {
+        for who in ["alpha", "beta"] {
+            let reply = common::get(&gateway.url(&format!("/{who}/{round}")), &[]).await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            assert_eq!(seen(&reply.json(), "x-test-client-cert"), [who], "round {round}");
+        }
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 2, "one pooled connection per client certificate");
+}
+
+#[tokio::test]
+async fn an_ipv6_literal_upstream_is_verified_by_its_address() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.leaf("upstream", (-1, 30));
+    let (upstream, _) = echo_over_tls_on("[::1]:0", &cert, &key, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let paths = files(&dir, &[("ca.pem", &ca_pem(&ca))]);
+    let gateway = common::ConfigBuilder::new()
+        .route_with("/", &format!("https://[::1]:{}", upstream.port()), &format!("ca_file = {:?}", paths[0]))
+        .start()
+        .await;
+    let reply = common::get(&gateway.url("/six"), &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["uri"], "/six");
 }

@@ -229,7 +229,7 @@ pub struct RouteConfig {
     /// Who may use the route, beyond having signed in (see `auth/policy.rs`).
     pub policy: RoutePolicy,
     /// For an `https://` upstream: what its connections trust and present.
-    pub upstream_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    pub upstream_tls: Option<crate::tls::upstream::UpstreamTlsClient>,
 }
 
 /// A route's authorization rules; an empty list is no rule.

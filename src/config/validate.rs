@@ -44,7 +44,7 @@ const MIN_ADMIN_TOKEN: usize = 24;
 /// Returns the typed config, or `None` with `problems` filled in.
 pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> {
     let before = problems.len();
-    let mut check = Checker { problems };
+    let mut check = Checker { problems, tls_clients: Vec::new() };
 
     let server = ServerConfig {
         listen: check.socket_addr("server.listen", &raw.server.listen),
@@ -158,6 +158,8 @@ pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> 
 
 struct Checker<'a> {
     problems: &'a mut Vec<Problem>,
+    /// The TLS clients made for https upstreams, by their files (`None`: refused).
+    tls_clients: Vec<(UpstreamTlsFiles, Option<std::sync::Arc<rustls::ClientConfig>>)>,
 }
 
 impl Checker<'_> {
@@ -206,7 +208,17 @@ impl Checker<'_> {
         let upstream =
             (!raw.upstream.is_empty() || !forward_auth).then(|| self.upstream(&key("upstream"), &raw.upstream));
         let upstream_tls = match &upstream {
-            Some(target) if target.scheme == Scheme::HTTPS => self.upstream_tls(index, raw, tls),
+            Some(target) if target.scheme == Scheme::HTTPS => {
+                match crate::tls::upstream::server_name(target.authority.host()) {
+                    Some(server_name) => self
+                        .upstream_tls(index, raw, tls)
+                        .map(|config| crate::tls::upstream::UpstreamTlsClient { config, server_name }),
+                    None => {
+                        self.fail(key("upstream"), "has a host that cannot be a TLS server name");
+                        None
+                    }
+                }
+            }
             _ => {
                 for (field, value) in [
                     ("ca_file", &raw.ca_file),
@@ -605,7 +617,14 @@ impl Checker<'_> {
             (cert, key) => Some(TlsFiles { cert_file: cert.into(), key_file: key.into() }),
         };
         let files = UpstreamTlsFiles { ca_file: (!ca_file.is_empty()).then(|| ca_file.into()), client };
-        match crate::tls::upstream::client_config(&files) {
+        // Routes with the same files share one client, so their connections share a
+        // pool; a file's problem is reported once.
+        if let Some((_, known)) = self.tls_clients.iter().find(|(known, _)| *known == files) {
+            return known.clone();
+        }
+        let made = crate::tls::upstream::client_config(&files);
+        self.tls_clients.push((files, made.as_ref().ok().cloned()));
+        match made {
             Ok(config) => Some(config),
             Err(err) => {
                 let key = match err.which {

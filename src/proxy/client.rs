@@ -146,12 +146,13 @@ impl UpstreamClient {
     }
 
     async fn connect(&self, upstream: &Upstream) -> Result<Sender, UpstreamError> {
+        let started = Instant::now();
         let stream = self.connect_stream(upstream).await?;
         let Some(tls) = &upstream.tls else { return handshake(stream).await };
         let authority = &upstream.target.authority;
-        // The TLS handshake shares the connect timeout: both set up the connection.
-        let secured =
-            tokio::time::timeout(self.connect_timeout, tls.connector.connect(tls.server_name.clone(), stream));
+        // The TLS handshake gets what the TCP connect left of the connect timeout.
+        let left = self.connect_timeout.saturating_sub(started.elapsed());
+        let secured = tokio::time::timeout(left, tls.connector.connect(tls.server_name.clone(), stream));
         match secured.await {
             Ok(Ok(stream)) => handshake(stream).await,
             Ok(Err(source)) => Err(UpstreamError::Tls { authority: authority.clone(), source }),

@@ -212,6 +212,16 @@ impl Proxy {
         if chain.iter().any(|e| e.is::<ClientBodyError>()) {
             return GatewayError::ClientAborted;
         }
+        // Under TLS 1.3 an upstream refuses a client certificate after the handshake:
+        // its alert arrives with the response.
+        let tls_refused = chain.iter().any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        });
+        if tls_refused {
+            return GatewayError::UpstreamTls(exchange);
+        }
         let timed_out = chain
             .iter()
             .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut));

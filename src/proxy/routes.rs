@@ -43,6 +43,9 @@ pub struct Upstream {
 
 #[derive(Clone)]
 pub struct UpstreamTls {
+    /// Which client it is: connections of different clients (other CAs, another
+    /// client certificate) never share a pool list.
+    config: std::sync::Arc<rustls::ClientConfig>,
     pub connector: tokio_rustls::TlsConnector,
     pub server_name: rustls::pki_types::ServerName<'static>,
 }
@@ -69,9 +72,9 @@ impl Route {
                 index: 0,
                 host: HeaderValue::from_str(target.authority.as_str()).expect("an authority is a valid header value"),
                 tls: config.upstream_tls.as_ref().map(|client| UpstreamTls {
-                    connector: tokio_rustls::TlsConnector::from(client.clone()),
-                    server_name: rustls::pki_types::ServerName::try_from(target.authority.host().to_owned())
-                        .expect("a URL's host is a server name or an address"),
+                    config: client.config.clone(),
+                    connector: tokio_rustls::TlsConnector::from(client.config.clone()),
+                    server_name: client.server_name.clone(),
                 }),
             }),
             strip_prefix: config.strip_prefix,
@@ -132,10 +135,12 @@ impl RouteTable {
         let mut routes: Vec<Route> =
             configs.iter().map(|config| Route::new(config, case_insensitive, metrics)).collect();
         routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
-        // Plain and TLS connections to one authority never share a pool list.
-        let mut distinct: Vec<(bool, http::uri::Authority)> = Vec::new();
+        // Connections to one authority share a pool list only with the same TLS client
+        // (or none): one route's client certificate never serves another's requests.
+        let mut distinct: Vec<(Option<*const rustls::ClientConfig>, http::uri::Authority)> = Vec::new();
         for upstream in routes.iter_mut().filter_map(|route| route.upstream.as_mut()) {
-            let key = (upstream.tls.is_some(), upstream.target.authority.clone());
+            let client = upstream.tls.as_ref().map(|tls| std::sync::Arc::as_ptr(&tls.config));
+            let key = (client, upstream.target.authority.clone());
             upstream.index = match distinct.iter().position(|known| *known == key) {
                 Some(index) => index,
                 None => {

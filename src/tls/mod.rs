@@ -18,11 +18,14 @@ use std::time::SystemTime;
 pub struct ServerTls {
     pub acceptor: tokio_rustls::TlsAcceptor,
     pub served: Arc<ServedCertificate>,
+    /// The files as they were just before they were read, for [`reload::follow`].
+    pub loaded: reload::Stamp,
 }
 
 impl ServerTls {
     /// Loads the certificate of `files` (checked as `check` does).
     pub fn load(files: &TlsFiles) -> Result<Self, CertificateError> {
+        let loaded = reload::stamp(files);
         let served = Arc::new(ServedCertificate::new(certificate::load(files, SystemTime::now())?));
         let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -30,6 +33,6 @@ impl ServerTls {
             .with_no_client_auth()
             .with_cert_resolver(served.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Self { acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)), served })
+        Ok(Self { acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)), served, loaded })
     }
 }

@@ -3,11 +3,12 @@
 //! the certificate they were set up with.
 //!
 //! The files are looked at every [`EVERY`]: their resolved path (a Secret volume swaps
-//! a `..data` symlink), inode, size and modification time. A change is loaded and
-//! checked like at startup (`certificate.rs`); a file that does not load is logged and
-//! the previous certificate stays in use. A cert and key written one after the other
-//! may be caught in between (a key of the new certificate with the old one): that is
-//! logged once, and the next look loads both.
+//! a `..data` symlink), inode, size, and modification and change times (the change time
+//! catches a rewrite that keeps the size and mtime, as `cp -p` does). A change is loaded
+//! and checked like at startup (`certificate.rs`); files that do not load are logged
+//! once and tried again on every look until they do (a certificate issued a moment ago
+//! may not be valid yet), while the previous certificate stays in use. A cert and key
+//! written one after the other may be caught in between: logged once, loaded next time.
 
 use super::certificate::{self, TlsFiles};
 use arc_swap::ArcSwap;
@@ -37,39 +38,48 @@ impl ResolvesServerCert for ServedCertificate {
     }
 }
 
-/// Replaces `served` whenever `files` change; runs until dropped.
-pub async fn follow(served: Arc<ServedCertificate>, files: TlsFiles) {
-    let mut seen = stamp(&files);
+/// Replaces `served` whenever `files` change from `loaded` (the stamp taken before the
+/// served certificate was read); runs until dropped.
+pub async fn follow(served: Arc<ServedCertificate>, files: TlsFiles, loaded: Stamp) {
+    let mut seen = loaded;
+    let mut refused = false;
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let now = stamp(&files);
-        if now == seen {
+        let changed = now != seen;
+        if !changed && !refused {
             continue;
         }
         seen = now;
         match certificate::load(&files, SystemTime::now()) {
             Ok(key) => {
                 served.0.store(key);
+                refused = false;
                 tracing::info!(cert_file = %files.cert_file.display(), "TLS certificate reloaded");
             }
-            Err(err) => tracing::warn!(
-                error = %err,
-                "the changed TLS certificate or key was refused: still serving the previous certificate"
-            ),
+            // Logged when the files change, not on every retry.
+            Err(err) if changed => {
+                refused = true;
+                tracing::warn!(
+                    error = %err,
+                    "the changed TLS certificate or key was refused: still serving the previous certificate"
+                );
+            }
+            Err(_) => {}
         }
     }
 }
 
 /// What tells that a file changed, for both files.
-type Stamp = [Option<(PathBuf, u64, u64, SystemTime)>; 2];
+pub type Stamp = [Option<(PathBuf, u64, u64, SystemTime, (i64, i64))>; 2];
 
-fn stamp(files: &TlsFiles) -> Stamp {
+pub fn stamp(files: &TlsFiles) -> Stamp {
     let of = |path: &PathBuf| {
         let resolved = std::fs::canonicalize(path).ok()?;
         let meta = std::fs::metadata(&resolved).ok()?;
-        Some((resolved, meta.ino(), meta.len(), meta.modified().ok()?))
+        Some((resolved, meta.ino(), meta.len(), meta.modified().ok()?, (meta.ctime(), meta.ctime_nsec())))
     };
     [of(&files.cert_file), of(&files.key_file)]
 }

@@ -18,6 +18,21 @@ pub struct UpstreamTlsFiles {
     pub client: Option<TlsFiles>,
 }
 
+/// An `https://` route's TLS client: what it trusts and presents (shared by the routes
+/// with the same files), and the name its upstream's certificate must carry.
+#[derive(Debug, Clone)]
+pub struct UpstreamTlsClient {
+    pub config: Arc<rustls::ClientConfig>,
+    pub server_name: rustls::pki_types::ServerName<'static>,
+}
+
+/// The name to verify (and send as SNI) for a URL's `host`: an IP address, brackets
+/// of an IPv6 literal removed, or a DNS name.
+pub fn server_name(host: &str) -> Option<rustls::pki_types::ServerName<'static>> {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    rustls::pki_types::ServerName::try_from(bare.to_owned()).ok()
+}
+
 /// The TLS client configuration of `files`; every file read and checked now.
 pub fn client_config(files: &UpstreamTlsFiles) -> Result<Arc<rustls::ClientConfig>, CertificateError> {
     let mut roots = rustls::RootCertStore::empty();

@@ -25,7 +25,8 @@ impl TestCa {
     /// A certificate for 127.0.0.1 and localhost, named `name`, valid from
     /// `days_from_now.0` to `days_from_now.1` days from now; PEM certificate and key.
     pub fn leaf(&self, name: &str, days_from_now: (i64, i64)) -> (String, String) {
-        let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()]).unwrap();
         params.distinguished_name.push(DnType::CommonName, name);
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now + time::Duration::days(days_from_now.0);
@@ -69,6 +70,16 @@ pub async fn echo_over_tls(
     key_pem: &str,
     clients_of: Option<&TestCa>,
 ) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    echo_over_tls_on("127.0.0.1:0", cert_pem, key_pem, clients_of).await
+}
+
+/// As [`echo_over_tls`], listening on `bind` (`[::1]:0` for IPv6).
+pub async fn echo_over_tls_on(
+    bind: &str,
+    cert_pem: &str,
+    key_pem: &str,
+    clients_of: Option<&TestCa>,
+) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
     use rustls::pki_types::PrivateKeyDer;
     let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap();
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
@@ -86,7 +97,7 @@ pub async fn echo_over_tls(
         None => builder.with_no_client_auth(),
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(builder.with_single_cert(chain, key).unwrap()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = accepted.clone();
