@@ -13,6 +13,7 @@ use crate::config::{Config, RequestLimits};
 use crate::error::{ErrorSource, GatewayError};
 use crate::forward_auth::{self, ForwardAuth};
 use crate::metrics::{Metrics, NO_ROUTE, RouteMetrics};
+use crate::otlp::{RequestSpan, SpanExport};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::headers::Added;
 use crate::proxy::path;
@@ -22,7 +23,7 @@ use crate::proxy::{CloseWhen, Proxy};
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::respond;
 use crate::shutdown::ShutdownSignals;
-use crate::trace_context::TraceContext;
+use crate::trace_context::{self, TraceContext};
 use http::{HeaderMap, HeaderValue};
 use http::{Method, Request, Response, Uri};
 use http_body_util::BodyExt;
@@ -30,11 +31,13 @@ use hyper::body::Incoming;
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 pub struct Gateway {
     proxy: Proxy,
     auth: Option<Arc<Auth>>,
+    /// A span per request to the OTLP collector, when `[otlp]` is set.
+    spans: Option<Arc<SpanExport>>,
     /// `/auth/verify`, when `forward_auth.enabled`.
     forward_auth: Option<ForwardAuth>,
     metrics: Arc<Metrics>,
@@ -53,8 +56,15 @@ const ADDED_HEADERS: usize = 11;
 const AUTH_ROUTE: &str = "/auth/";
 
 impl Gateway {
-    pub fn new(config: &Config, auth: Option<Arc<Auth>>, metrics: Arc<Metrics>, shutdown: ShutdownSignals) -> Self {
+    pub fn new(
+        config: &Config,
+        auth: Option<Arc<Auth>>,
+        spans: Option<Arc<SpanExport>>,
+        metrics: Arc<Metrics>,
+        shutdown: ShutdownSignals,
+    ) -> Self {
         Self {
+            spans,
             proxy: Proxy::new(config, &metrics, shutdown),
             auth,
             forward_auth: config.forward_auth.enabled.then(|| ForwardAuth::new(&config.forward_auth, &metrics)),
@@ -73,7 +83,7 @@ impl Gateway {
     ) -> Result<Response<ProxyBody>, Infallible> {
         // The request's trace is current for everything done for it, the provider's
         // back channel included (`trace_context.rs`).
-        let trace = TraceContext::for_request(request.headers());
+        let trace = TraceContext::for_request(request.headers(), self.spans.is_some());
         trace.scope(self.serve(request, peer, trace)).await
     }
 
@@ -87,6 +97,7 @@ impl Gateway {
         let request_id = request_id::for_request(request.headers());
         let wants_html = respond::wants_html(request.headers());
         let logged = self.access_log.then(|| (request.method().clone(), request.uri().path().to_owned()));
+        let span_start = self.spans.as_ref().map(|_| (SystemTime::now(), request.method().clone()));
 
         let id = request_id.to_str().unwrap_or_default();
         // Taken apart so the cookies, read once here, can borrow the headers while the
@@ -139,18 +150,30 @@ impl Gateway {
             None => &self.unrouted,
         };
         metrics.record(response.status(), elapsed);
+        let route_label = match route {
+            Some(route) => route.prefix.as_str(),
+            None if verifier.is_some() => forward_auth::VERIFY,
+            None if is_auth_endpoint => AUTH_ROUTE,
+            None => NO_ROUTE,
+        };
+        if let (Some(spans), Some((started_at, method))) = (&self.spans, span_start) {
+            spans.record(RequestSpan {
+                trace: &trace,
+                method: method.as_str(),
+                route: route_label,
+                status: response.status().as_u16(),
+                refreshed: trace_context::refreshed(),
+                started: started_at,
+                ended: started_at + elapsed,
+            });
+        }
 
         if let Some((method, path)) = logged {
             tracing::info!(
                 target: "access",
                 method = %method,
                 path,
-                route = match route {
-                    Some(route) => route.prefix.as_str(),
-                    None if verifier.is_some() => forward_auth::VERIFY,
-                    None if is_auth_endpoint => AUTH_ROUTE,
-                    None => NO_ROUTE,
-                },
+                route = route_label,
                 status = response.status().as_u16(),
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
                 request_id = id,

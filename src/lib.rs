@@ -23,6 +23,7 @@ mod forward_auth;
 mod gateway;
 pub mod metrics;
 pub mod oidc;
+pub mod otlp;
 pub mod proxy;
 pub mod request_id;
 pub mod respond;

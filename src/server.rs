@@ -10,6 +10,7 @@ use crate::admin::{self, Readiness};
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::otlp::SpanExport;
 use crate::shutdown::ShutdownControl;
 use crate::tls::{ServerTls, reload};
 use crate::workers::Workers;
@@ -37,6 +38,8 @@ pub enum RunError {
     Auth(#[source] crate::auth::AuthError),
     #[error("server.tls: {0}")]
     Tls(#[source] crate::tls::CertificateError),
+    #[error("otlp.endpoint: {0}")]
+    Otlp(#[source] opentelemetry_otlp::ExporterBuildError),
 }
 
 /// A gateway with its sockets bound, ready to [`run`](Portcullis::run).
@@ -95,14 +98,31 @@ impl Portcullis {
         let reloads = tls
             .as_ref()
             .map(|(tls, files)| tokio::spawn(reload::follow(tls.served.clone(), files.clone(), tls.loaded.clone())));
+        let spans = match &self.config.otlp {
+            Some(otlp) => match SpanExport::start(otlp) {
+                Ok(export) => {
+                    tracing::info!(endpoint = %otlp.endpoint, "exporting a span per request over OTLP");
+                    Some(Arc::new(export))
+                }
+                Err(err) => return Err(RunError::Otlp(err)),
+            },
+            None => None,
+        };
         let worker_count = self.config.server.workers;
         let acceptor = tls.map(|(tls, _)| tls.acceptor);
         let signals = shutdown_control.signals();
-        let mut workers =
-            match Workers::start(worker_count, &self.config, &metrics, &signals, auth.clone(), acceptor.clone()) {
-                Ok(workers) => workers,
-                Err(source) => return Err(RunError::Workers(source)),
-            };
+        let mut workers = match Workers::start(
+            worker_count,
+            &self.config,
+            &metrics,
+            &signals,
+            auth.clone(),
+            acceptor.clone(),
+            spans.clone(),
+        ) {
+            Ok(workers) => workers,
+            Err(source) => return Err(RunError::Workers(source)),
+        };
         let graceful = GracefulShutdown::new();
         // Ready once the provider's metadata and keys are loaded (at once without one).
         match auth.clone() {
@@ -169,6 +189,10 @@ impl Portcullis {
         }
         if let Some(reloads) = reloads {
             reloads.abort();
+        }
+        if let Some(spans) = spans {
+            // Off the runtime: the exporter's last send blocks.
+            let _ = tokio::task::spawn_blocking(move || spans.shutdown()).await;
         }
         let _ = admin_stop.send(true);
         let _ = admin_task.await;

@@ -19,26 +19,45 @@ pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceContext {
-    trace_id: u128,
+    pub trace_id: u128,
     /// The gateway's span: the parent of what the upstream and the provider see.
-    span_id: u64,
-    flags: u8,
-    /// Continued from the client's `traceparent` (its `tracestate` is kept).
-    continued: bool,
+    pub span_id: u64,
+    pub flags: u8,
+    /// The caller's span, when the trace is continued (its `tracestate` is kept).
+    pub parent_id: Option<u64>,
+}
+
+/// The sampled bit of the flags.
+pub const SAMPLED: u8 = 1;
+
+/// The request being served: its context, and whether its session was refreshed.
+struct Current {
+    context: TraceContext,
+    refreshed: std::cell::Cell<bool>,
 }
 
 tokio::task_local! {
-    static CURRENT: TraceContext;
+    static CURRENT: Current;
 }
 
 impl TraceContext {
-    /// The context of a request with `headers`.
-    pub fn for_request(headers: &HeaderMap) -> Self {
+    /// The context of a request with `headers`. A trace started here is marked sampled
+    /// when `sampling` (spans are exported: `otlp.rs`).
+    pub fn for_request(headers: &HeaderMap, sampling: bool) -> Self {
         let span_id = nonzero_random();
         match headers.get(&TRACEPARENT).and_then(|value| parse(value.as_bytes())) {
-            Some((trace_id, flags)) => Self { trace_id, span_id, flags, continued: true },
-            None => Self { trace_id: rand::random::<u128>().max(1), span_id, flags: 0, continued: false },
+            Some((trace_id, flags, parent)) => Self { trace_id, span_id, flags, parent_id: Some(parent) },
+            None => Self {
+                trace_id: rand::random::<u128>().max(1),
+                span_id,
+                flags: if sampling { SAMPLED } else { 0 },
+                parent_id: None,
+            },
         }
+    }
+
+    fn continued(&self) -> bool {
+        self.parent_id.is_some()
     }
 
     /// The trace id as 32 lower-case hex digits, for the log.
@@ -61,7 +80,7 @@ impl TraceContext {
     pub fn forward(&self, headers: &mut HeaderMap, added: &mut Added) {
         headers.remove(&TRACEPARENT);
         let mut states = headers.get_all(&TRACESTATE).iter();
-        let kept = self.continued
+        let kept = self.continued()
             && match (states.next(), states.next()) {
                 (None, _) => true,
                 (Some(state), None) => state.len() <= MAX_TRACESTATE,
@@ -75,13 +94,23 @@ impl TraceContext {
 
     /// Runs `future` with this as the current context.
     pub async fn scope<F: Future>(self, future: F) -> F::Output {
-        CURRENT.scope(self, future).await
+        CURRENT.scope(Current { context: self, refreshed: std::cell::Cell::new(false) }, future).await
     }
 }
 
 /// The context of the request being served, if any.
 pub fn current() -> Option<TraceContext> {
-    CURRENT.try_with(|context| *context).ok()
+    CURRENT.try_with(|current| current.context).ok()
+}
+
+/// Notes that the request being served refreshed its session (for its span).
+pub fn note_refresh() {
+    let _ = CURRENT.try_with(|current| current.refreshed.set(true));
+}
+
+/// Whether the request being served refreshed its session.
+pub fn refreshed() -> bool {
+    CURRENT.try_with(|current| current.refreshed.get()).unwrap_or(false)
 }
 
 /// `future`, under the context current now (for a task spawned for a request: read
@@ -137,7 +166,7 @@ fn nonzero_random() -> u64 {
 /// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`: version 00, lower-case hex,
 /// neither id all zeros. A later version is read by its first four fields, as the
 /// specification asks; version `ff` is invalid.
-fn parse(value: &[u8]) -> Option<(u128, u8)> {
+fn parse(value: &[u8]) -> Option<(u128, u8, u64)> {
     if value.len() < 55 || (value.len() > 55 && (value[55] != b'-' || value.starts_with(b"00"))) {
         return None;
     }
@@ -153,7 +182,7 @@ fn parse(value: &[u8]) -> Option<(u128, u8)> {
     let trace_id = hex(field(3..35)?)?;
     let parent_id = hex(field(36..52)?)?;
     let flags = hex(field(53..55)?)? as u8;
-    (trace_id != 0 && parent_id != 0).then_some((trace_id, flags))
+    (trace_id != 0 && parent_id != 0).then_some((trace_id, flags, parent_id as u64))
 }
 
 #[cfg(test)]
@@ -163,19 +192,19 @@ mod tests {
     fn with(traceparent: &str) -> TraceContext {
         let mut headers = HeaderMap::new();
         headers.insert(&TRACEPARENT, traceparent.parse().unwrap());
-        TraceContext::for_request(&headers)
+        TraceContext::for_request(&headers, false)
     }
 
     #[test]
     fn a_valid_traceparent_is_continued_with_a_span_of_our_own() {
         let context = with("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-        assert!(context.continued);
+        assert!(context.continued());
         assert_eq!(context.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
         let sent = context.traceparent();
         let sent = sent.to_str().unwrap();
         assert!(sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && sent.ends_with("-01"), "{sent}");
         assert!(!sent.contains("00f067aa0ba902b7"), "the gateway is the upstream's parent: {sent}");
-        assert_eq!(parse(sent.as_bytes()).map(|(id, _)| id), Some(context.trace_id));
+        assert_eq!(parse(sent.as_bytes()).map(|(id, _, _)| id), Some(context.trace_id));
     }
 
     #[test]
@@ -190,13 +219,15 @@ mod tests {
             "garbage",
         ] {
             let context = with(invalid);
-            assert!(!context.continued, "{invalid}");
+            assert!(!context.continued(), "{invalid}");
             assert_ne!(context.trace_id, 0);
             assert_ne!(context.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736", "{invalid}");
         }
-        let fresh = TraceContext::for_request(&HeaderMap::new());
+        let fresh = TraceContext::for_request(&HeaderMap::new(), false);
         assert!(parse(fresh.traceparent().as_bytes()).is_some(), "what we start is valid");
-        assert!(with("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-later").continued, "a later version");
+        assert_eq!(fresh.flags, 0, "not sampled when nothing is exported");
+        assert_eq!(TraceContext::for_request(&HeaderMap::new(), true).flags, SAMPLED);
+        assert!(with("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-later").continued(), "a later version");
     }
 
     #[test]
@@ -205,25 +236,25 @@ mod tests {
         headers.insert(&TRACEPARENT, "garbage".parse().unwrap());
         headers.insert(&TRACESTATE, "vendor=1".parse().unwrap());
         let mut added = Added::new();
-        TraceContext::for_request(&headers).forward(&mut headers, &mut added);
+        TraceContext::for_request(&headers, false).forward(&mut headers, &mut added);
         assert!(!headers.contains_key(&TRACEPARENT) && !headers.contains_key(&TRACESTATE));
         assert_eq!(added.len(), 1);
 
         let mut headers = HeaderMap::new();
         headers.insert(&TRACEPARENT, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap());
         headers.insert(&TRACESTATE, "vendor=1".parse().unwrap());
-        TraceContext::for_request(&headers).forward(&mut headers, &mut Added::new());
+        TraceContext::for_request(&headers, false).forward(&mut headers, &mut Added::new());
         assert_eq!(headers.get(&TRACESTATE).unwrap(), "vendor=1");
 
         headers.insert(&TRACEPARENT, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap());
         headers.insert(&TRACESTATE, format!("v={}", "x".repeat(600)).parse().unwrap());
-        TraceContext::for_request(&headers).forward(&mut headers, &mut Added::new());
+        TraceContext::for_request(&headers, false).forward(&mut headers, &mut Added::new());
         assert!(!headers.contains_key(&TRACESTATE), "longer than the specification allows");
     }
 
     #[test]
     fn the_traceparent_is_written_as_the_specification_spells_it() {
-        let context = TraceContext { trace_id: 0xab, span_id: 0x1_0000_0000_0001, flags: 1, continued: true };
+        let context = TraceContext { trace_id: 0xab, span_id: 0x1_0000_0000_0001, flags: 1, parent_id: Some(7) };
         assert_eq!(context.traceparent(), "00-000000000000000000000000000000ab-0001000000000001-01");
     }
 }

@@ -11,6 +11,7 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
+use crate::otlp::SpanExport;
 use crate::proxy::peer::Peer;
 use crate::shutdown::ShutdownSignals;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -43,6 +44,7 @@ impl Workers {
         shutdown: &ShutdownSignals,
         auth: Option<Arc<Auth>>,
         tls: Option<TlsAcceptor>,
+        spans: Option<Arc<SpanExport>>,
     ) -> std::io::Result<Self> {
         let mut workers = Self { queues: Vec::new(), next: 0, finished: Vec::new() };
         for index in 0..count.max(1) {
@@ -54,6 +56,7 @@ impl Workers {
                 shutdown: shutdown.clone(),
                 auth: auth.clone(),
                 tls: tls.clone(),
+                spans: spans.clone(),
             };
             std::thread::Builder::new().name(format!("portcullis-worker-{index}")).spawn(move || {
                 let runtime =
@@ -100,12 +103,18 @@ struct Worker {
     auth: Option<Arc<Auth>>,
     /// With `[server.tls]`: every connection starts with a handshake.
     tls: Option<TlsAcceptor>,
+    spans: Option<Arc<SpanExport>>,
 }
 
 impl Worker {
     async fn serve(self, mut incoming: mpsc::UnboundedReceiver<Accepted>) {
-        let gateway =
-            Arc::new(Gateway::new(&self.config, self.auth.clone(), self.metrics.clone(), self.shutdown.clone()));
+        let gateway = Arc::new(Gateway::new(
+            &self.config,
+            self.auth.clone(),
+            self.spans.clone(),
+            self.metrics.clone(),
+            self.shutdown.clone(),
+        ));
         let builder = http_builder(&self.config);
         let mut connections = tokio::task::JoinSet::new();
         let mut shutdown = self.shutdown.clone();

@@ -75,6 +75,7 @@ pub async fn fresh(
             Outcome::Refreshed { session, kept } => {
                 current = session;
                 refreshed = true;
+                crate::trace_context::note_refresh();
                 if !kept {
                     // Just issued: fresh, even where whole-second expiry times make a
                     // token of a few seconds look due already.

@@ -34,6 +34,16 @@ pub struct Config {
     /// Login and sessions; `None` without a `[provider]`: a plain reverse proxy.
     pub auth: Option<AuthConfig>,
     pub forward_auth: ForwardAuthConfig,
+    /// Span export; `None`: off.
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// `[otlp]`: where the spans of requests go.
+#[derive(Debug, Clone)]
+pub struct OtlpConfig {
+    /// The collector's OTLP/HTTP traces URL (`http://collector:4318/v1/traces`).
+    pub endpoint: url::Url,
+    pub service_name: String,
 }
 
 /// `/auth/verify`, asked by the proxy a team already runs (see `forward_auth.rs`).

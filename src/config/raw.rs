@@ -19,6 +19,7 @@ pub struct RawConfig {
     pub bearer: RawBearer,
     pub redis: RawRedis,
     pub forward_auth: RawForwardAuth,
+    pub otlp: RawOtlp,
     #[serde(rename = "route")]
     pub routes: Vec<RawRoute>,
 }
@@ -118,6 +119,21 @@ pub struct RawLog {
 impl Default for RawLog {
     fn default() -> Self {
         Self { level: "info".into(), format: "json".into(), access_log: true }
+    }
+}
+
+/// `[otlp]`: a span per request, exported to an OpenTelemetry collector.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RawOtlp {
+    /// The collector's OTLP/HTTP traces URL; empty: no export.
+    pub endpoint: String,
+    pub service_name: String,
+}
+
+impl Default for RawOtlp {
+    fn default() -> Self {
+        Self { endpoint: String::new(), service_name: "portcullis".into() }
     }
 }
 

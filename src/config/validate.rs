@@ -3,9 +3,9 @@
 
 use super::raw::{RawConfig, RawProvider, RawRoute, RawServerTls, RawUpstreamTls};
 use super::{
-    AuthConfig, BearerConfig, Config, ForwardAuthConfig, IdentityConfig, LogConfig, LogFormat, Problem, ProviderConfig,
-    ProviderKind, RedisConfig, RequestLimits, RouteConfig, RoutePolicy, ServerConfig, SessionConfig, StoreKind,
-    UpstreamConfig, UpstreamTarget,
+    AuthConfig, BearerConfig, Config, ForwardAuthConfig, IdentityConfig, LogConfig, LogFormat, OtlpConfig, Problem,
+    ProviderConfig, ProviderKind, RedisConfig, RequestLimits, RouteConfig, RoutePolicy, ServerConfig, SessionConfig,
+    StoreKind, UpstreamConfig, UpstreamTarget,
 };
 use crate::oidc::metadata::CognitoIssuer;
 use crate::secret::Secret;
@@ -153,7 +153,22 @@ pub fn validate(raw: &RawConfig, problems: &mut Vec<Problem>) -> Option<Config> 
             .filter_map(|value| check.network("forward_auth.trusted_proxies", value))
             .collect(),
     };
-    (problems.len() == before).then_some(Config { server, upstream, log, routes, auth, forward_auth })
+    let otlp = match raw.otlp.endpoint.as_str() {
+        "" => None,
+        endpoint => match url::Url::parse(endpoint) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                Some(OtlpConfig { endpoint: url, service_name: raw.otlp.service_name.clone() })
+            }
+            _ => {
+                check.fail(
+                    "otlp.endpoint",
+                    format!("{endpoint:?} is not an http(s) URL (e.g. \"http://otel-collector:4318/v1/traces\")"),
+                );
+                None
+            }
+        },
+    };
+    (problems.len() == before).then_some(Config { server, upstream, log, routes, auth, forward_auth, otlp })
 }
 
 struct Checker<'a> {
