@@ -151,7 +151,7 @@ async fn routes_with_their_own_client_certificates_never_share_a_connection() {
 async fn an_ipv6_literal_upstream_is_verified_by_its_address() {
     let ca = TestCa::new();
     let (cert, key) = ca.leaf("upstream", (-1, 30));
-    let (upstream, _) = echo_over_tls_on("[::1]:0", &cert, &key, None).await;
+    let (upstream, _) = echo_over_tls_on("[::1]:0", &cert, &key, None, false).await;
     let dir = tempfile::tempdir().unwrap();
     let paths = files(&dir, &[("ca.pem", &ca_pem(&ca))]);
     let gateway = common::ConfigBuilder::new()
@@ -161,4 +161,34 @@ async fn an_ipv6_literal_upstream_is_verified_by_its_address() {
     let reply = common::get(&gateway.url("/six"), &[]).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["uri"], "/six");
+}
+
+#[tokio::test]
+async fn an_upstream_that_chooses_http2_gets_one_multiplexed_connection() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.leaf("upstream", (-1, 30));
+    let (upstream, connections) = echo_over_tls_on("127.0.0.1:0", &cert, &key, None, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let paths = files(&dir, &[("ca.pem", &ca_pem(&ca))]);
+    let gateway = common::ConfigBuilder::new()
+        .server("workers = 1")
+        .route_with("/", &format!("https://localhost:{}", upstream.port()), &format!("ca_file = {:?}", paths[0]))
+        .start()
+        .await;
+    let first = common::get(&gateway.url("/first?q=1"), &[("x-custom", "kept")]).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let echo = first.json();
+    assert_eq!(echo["version"], "HTTP/2.0");
+    assert_eq!(echo["uri"], format!("https://localhost:{}/first?q=1", upstream.port()));
+    assert_eq!(seen(&echo, "x-custom"), ["kept"]);
+    // Concurrent requests share the one connection.
+    let requests = (0..8).map(|n| {
+        let url = gateway.url(&format!("/many/{n}"));
+        async move { common::get(&url, &[]).await }
+    });
+    for reply in futures_util::future::join_all(requests).await {
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.json()["version"], "HTTP/2.0");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "one multiplexed connection");
 }

@@ -26,7 +26,7 @@ use http::uri::Authority;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode, request};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
+use hyper::client::conn::{http1, http2};
 use hyper_util::rt::TokioIo;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -35,6 +35,9 @@ use std::time::{Duration, Instant};
 
 type RequestBodyOf = RequestBody<IdleTimeout<Incoming>>;
 type Sender = http1::SendRequest<RequestBodyOf>;
+/// A multiplexed HTTP/2 connection to a TLS upstream that chose `h2` by ALPN: one per
+/// upstream and worker, shared by its requests.
+type Multiplexed = http2::SendRequest<RequestBodyOf>;
 
 /// Why an exchange with the upstream failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +70,7 @@ pub struct Pool {
     /// the plain ones of `bodiless.rs`.
     idle: Box<[Mutex<Vec<Idle<Sender>>>]>,
     idle_plain: Box<[Mutex<Vec<Idle<Connection>>>]>,
+    multiplexed: Box<[Mutex<Option<Multiplexed>>]>,
     idle_timeout: Duration,
     max_idle_per_upstream: usize,
 }
@@ -81,6 +85,7 @@ pub fn build(config: &UpstreamConfig, upstreams: usize) -> UpstreamClient {
     UpstreamClient {
         pool: Arc::new(Pool {
             idle: (0..upstreams).map(|_| Mutex::new(Vec::new())).collect(),
+            multiplexed: (0..upstreams).map(|_| Mutex::new(None)).collect(),
             idle_plain: (0..upstreams).map(|_| Mutex::new(Vec::new())).collect(),
             idle_timeout: config.pool_idle_timeout,
             max_idle_per_upstream: config.pool_max_idle_per_host,
@@ -97,10 +102,22 @@ impl UpstreamClient {
         upstream: &Upstream,
         mut request: Request<RequestBodyOf>,
     ) -> Result<Response<PooledBody>, UpstreamError> {
+        // A protocol upgrade needs HTTP/1.1 (its own connection); anything else to a TLS
+        // upstream rides its HTTP/2 connection when the upstream chose `h2`.
+        let upgrade = request.headers().contains_key(http::header::UPGRADE);
+        if !upgrade && let Some(multiplexed) = self.pool.multiplexed(upstream.index) {
+            return send_multiplexed(multiplexed, upstream, request).await;
+        }
         loop {
             let (mut sender, reused) = match self.pool.checkout(upstream.index) {
                 Some(sender) => (sender, true),
-                None => (self.connect(upstream).await?, false),
+                None => match self.connect(upstream, !upgrade).await? {
+                    Connected::Http1(sender) => (sender, false),
+                    Connected::Http2(multiplexed) => {
+                        self.pool.keep_multiplexed(upstream.index, multiplexed.clone());
+                        return send_multiplexed(multiplexed, upstream, request).await;
+                    }
+                },
             };
             if let Err(err) = sender.ready().await {
                 // Closed while it sat in the pool: take another one.
@@ -145,16 +162,29 @@ impl UpstreamClient {
         }
     }
 
-    async fn connect(&self, upstream: &Upstream) -> Result<Sender, UpstreamError> {
+    /// A new connection to `upstream`; over TLS, HTTP/2 when `http2` allows it and the
+    /// upstream chooses it.
+    async fn connect(&self, upstream: &Upstream, http2: bool) -> Result<Connected, UpstreamError> {
         let started = Instant::now();
         let stream = self.connect_stream(upstream).await?;
-        let Some(tls) = &upstream.tls else { return handshake(stream).await };
+        let Some(tls) = &upstream.tls else { return handshake(stream).await.map(Connected::Http1) };
         let authority = &upstream.target.authority;
+        let connector = if http2 { &tls.connector } else { &tls.connector_http1 };
         // The TLS handshake gets what the TCP connect left of the connect timeout.
         let left = self.connect_timeout.saturating_sub(started.elapsed());
-        let secured = tokio::time::timeout(left, tls.connector.connect(tls.server_name.clone(), stream));
+        let secured = tokio::time::timeout(left, connector.connect(tls.server_name.clone(), stream));
         match secured.await {
-            Ok(Ok(stream)) => handshake(stream).await,
+            Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                let (sender, connection) =
+                    http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(stream)).await?;
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(error = %err, "upstream HTTP/2 connection ended with an error");
+                    }
+                });
+                Ok(Connected::Http2(sender))
+            }
+            Ok(Ok(stream)) => handshake(stream).await.map(Connected::Http1),
             Ok(Err(source)) => Err(UpstreamError::Tls { authority: authority.clone(), source }),
             Err(_) => {
                 Err(UpstreamError::ConnectTimeout { authority: authority.clone(), timeout: self.connect_timeout })
@@ -184,6 +214,31 @@ impl UpstreamClient {
     }
 }
 
+/// A new connection, by the protocol it speaks.
+enum Connected {
+    Http1(Sender),
+    Http2(Multiplexed),
+}
+
+/// Sends `request` on an upstream's HTTP/2 connection: the URI in absolute form (its
+/// scheme and authority become `:scheme` and `:authority`), no `Host`.
+async fn send_multiplexed(
+    mut multiplexed: Multiplexed,
+    upstream: &Upstream,
+    request: Request<RequestBodyOf>,
+) -> Result<Response<PooledBody>, UpstreamError> {
+    let (mut parts, body) = request.into_parts();
+    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    parts.uri = format!("https://{}{target}", upstream.target.authority)
+        .parse()
+        .map_err(|err: http::uri::InvalidUri| UpstreamError::Exchange(Box::new(err)))?;
+    parts.version = http::Version::HTTP_2;
+    parts.headers.remove(http::header::HOST);
+    multiplexed.ready().await?;
+    let response = multiplexed.send_request(Request::from_parts(parts, body)).await?;
+    Ok(response.map(|body| PooledBody { body, lease: None }))
+}
+
 /// An HTTP/1.1 client connection over `stream`, driven by a task of its own.
 async fn handshake<S>(stream: S) -> Result<Sender, UpstreamError>
 where
@@ -207,6 +262,20 @@ impl Pool {
         if !sender.is_closed() {
             self.put(&self.idle[upstream], sender, |sender| !sender.is_closed());
         }
+    }
+
+    /// The upstream's HTTP/2 connection, if it has one still open.
+    fn multiplexed(&self, upstream: usize) -> Option<Multiplexed> {
+        let mut slot = self.multiplexed[upstream].lock().expect("pool lock");
+        match slot.as_ref() {
+            Some(multiplexed) if !multiplexed.is_closed() => Some(multiplexed.clone()),
+            Some(_) => slot.take().and(None),
+            None => None,
+        }
+    }
+
+    fn keep_multiplexed(&self, upstream: usize, multiplexed: Multiplexed) {
+        *self.multiplexed[upstream].lock().expect("pool lock") = Some(multiplexed);
     }
 
     fn checkout_plain(&self, upstream: usize) -> Option<Connection> {

@@ -46,7 +46,10 @@ pub struct UpstreamTls {
     /// Which client it is: connections of different clients (other CAs, another
     /// client certificate) never share a pool list.
     config: std::sync::Arc<rustls::ClientConfig>,
+    /// Offers `h2` and `http/1.1`.
     pub connector: tokio_rustls::TlsConnector,
+    /// Offers `http/1.1` only: for protocol upgrades (WebSockets).
+    pub connector_http1: tokio_rustls::TlsConnector,
     pub server_name: rustls::pki_types::ServerName<'static>,
 }
 
@@ -74,6 +77,7 @@ impl Route {
                 tls: config.upstream_tls.as_ref().map(|client| UpstreamTls {
                     config: client.config.clone(),
                     connector: tokio_rustls::TlsConnector::from(client.config.clone()),
+                    connector_http1: tokio_rustls::TlsConnector::from(crate::tls::upstream::http1_only(&client.config)),
                     server_name: client.server_name.clone(),
                 }),
             }),

@@ -1,7 +1,8 @@
 //! TLS to `https://` upstreams: the server's certificate verified against the system's
 //! roots or a configured CA bundle, SNI from the upstream's host, and optionally a
-//! client certificate (mutual TLS). HTTP/1.1 only (ALPN `http/1.1`): the pool holds
-//! HTTP/1.1 connections.
+//! client certificate (mutual TLS). ALPN offers `h2` and `http/1.1`: an upstream that
+//! picks `h2` gets one multiplexed connection per worker (`proxy/client.rs`); protocol
+//! upgrades go over connections that offer `http/1.1` only ([`http1_only`]).
 
 use super::certificate::{self, CertificateError, TlsFiles};
 use rustls::crypto::aws_lc_rs;
@@ -69,6 +70,13 @@ pub fn client_config(files: &UpstreamTlsFiles) -> Result<Arc<rustls::ClientConfi
         }
         None => builder.with_no_client_auth(),
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// `config`, offering `http/1.1` only.
+pub fn http1_only(config: &Arc<rustls::ClientConfig>) -> Arc<rustls::ClientConfig> {
+    let mut http1 = (**config).clone();
+    http1.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(http1)
 }

@@ -63,22 +63,24 @@ pub fn spki_hash(cert_pem: &str) -> String {
 /// An upstream over TLS with the certificate `cert_pem`/`key_pem`, answering as
 /// [`crate::common::upstream::echo`] does, plus `x-test-client-cert`: the common name of
 /// the client's certificate, when it sent one. With `clients_of`, a client certificate
-/// from that CA is required. Returns its address and a count of the TLS connections it
-/// accepted.
+/// from that CA is required. It speaks HTTP/1.1 only. Returns its address and a count
+/// of the TLS connections it accepted.
 pub async fn echo_over_tls(
     cert_pem: &str,
     key_pem: &str,
     clients_of: Option<&TestCa>,
 ) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
-    echo_over_tls_on("127.0.0.1:0", cert_pem, key_pem, clients_of).await
+    echo_over_tls_on("127.0.0.1:0", cert_pem, key_pem, clients_of, false).await
 }
 
-/// As [`echo_over_tls`], listening on `bind` (`[::1]:0` for IPv6).
+/// As [`echo_over_tls`], listening on `bind` (`[::1]:0` for IPv6); with `http2`, it
+/// offers `h2` by ALPN too.
 pub async fn echo_over_tls_on(
     bind: &str,
     cert_pem: &str,
     key_pem: &str,
     clients_of: Option<&TestCa>,
+    http2: bool,
 ) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
     use rustls::pki_types::PrivateKeyDer;
     let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap();
@@ -96,7 +98,9 @@ pub async fn echo_over_tls_on(
         }
         None => builder.with_no_client_auth(),
     };
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(builder.with_single_cert(chain, key).unwrap()));
+    let mut config = builder.with_single_cert(chain, key).unwrap();
+    config.alpn_protocols = if http2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -120,7 +124,8 @@ pub async fn echo_over_tls_on(
                     async move { Ok::<_, std::convert::Infallible>(crate::common::upstream::describe(&request)) }
                 });
                 let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                let _ = builder.serve_connection(io, service).await;
             });
         }
     });
