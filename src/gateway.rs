@@ -38,6 +38,8 @@ pub struct Gateway {
     auth: Option<Arc<Auth>>,
     /// A span per request to the OTLP collector, when `[otlp]` is set.
     spans: Option<Arc<SpanExport>>,
+    /// `Strict-Transport-Security` for every answer (`server.tls.hsts`).
+    hsts: Option<HeaderValue>,
     /// `/auth/verify`, when `forward_auth.enabled`.
     forward_auth: Option<ForwardAuth>,
     metrics: Arc<Metrics>,
@@ -65,6 +67,7 @@ impl Gateway {
     ) -> Self {
         Self {
             spans,
+            hsts: config.server.tls.as_ref().and_then(|tls| tls.hsts.clone()),
             proxy: Proxy::new(config, &metrics, shutdown),
             auth,
             forward_auth: config.forward_auth.enabled.then(|| ForwardAuth::new(&config.forward_auth, &metrics)),
@@ -142,6 +145,9 @@ impl Gateway {
             respond::error_response(&err, wants_html, id)
         });
         response.headers_mut().insert(X_REQUEST_ID.clone(), request_id.clone());
+        if let Some(hsts) = &self.hsts {
+            response.headers_mut().insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
         let elapsed = started.elapsed();
         let metrics = match route {
             Some(route) => &route.metrics,

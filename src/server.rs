@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::otlp::SpanExport;
 use crate::shutdown::ShutdownControl;
-use crate::tls::{ServerTls, reload};
+use crate::tls::{ServerTls, redirect, reload};
 use crate::workers::Workers;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
@@ -47,6 +47,8 @@ pub struct Portcullis {
     config: Config,
     listener: TcpListener,
     admin_listener: TcpListener,
+    /// `server.tls.redirect_listen`: plain HTTP, redirected to https.
+    redirect_listener: Option<TcpListener>,
     readiness: Readiness,
 }
 
@@ -56,7 +58,11 @@ impl Portcullis {
             |key, addr| async move { TcpListener::bind(addr).await.map_err(|source| StartError { key, addr, source }) };
         let listener = bind("server.listen", config.server.listen).await?;
         let admin_listener = bind("server.admin_listen", config.server.admin_listen).await?;
-        Ok(Self { config, listener, admin_listener, readiness: Readiness::default() })
+        let redirect_listener = match config.server.tls.as_ref().and_then(|tls| tls.redirect_listen) {
+            Some(addr) => Some(bind("server.tls.redirect_listen", addr).await?),
+            None => None,
+        };
+        Ok(Self { config, listener, admin_listener, redirect_listener, readiness: Readiness::default() })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -71,7 +77,7 @@ impl Portcullis {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
         // Read again, before anything starts: the files may have changed since `check`.
         let tls = match &self.config.server.tls {
-            Some(files) => Some((ServerTls::load(files).map_err(RunError::Tls)?, files.clone())),
+            Some(tls) => Some((ServerTls::load(&tls.files).map_err(RunError::Tls)?, tls.files.clone())),
             None => None,
         };
         let shutdown_control = ShutdownControl::new();
@@ -88,7 +94,12 @@ impl Portcullis {
             auth.clone(),
             self.config.server.admin_token.clone(),
         );
-        let admin_task = tokio::spawn(serve_admin(self.admin_listener, admin, admin_stop_rx));
+        let redirect_addr = self.redirect_listener.as_ref().and_then(|listener| listener.local_addr().ok());
+        let redirects = self.redirect_listener.map(|listener| {
+            let https_port = self.listener.local_addr().map_or(443, |addr| addr.port());
+            tokio::spawn(serve_router(listener, redirect::router(https_port), admin_stop_rx.clone(), "redirect"))
+        });
+        let admin_task = tokio::spawn(serve_router(self.admin_listener, admin, admin_stop_rx, "admin"));
 
         // The other replicas' events, followed on this (the main) runtime until shutdown.
         let follower = auth.clone().and_then(|auth| {
@@ -142,6 +153,7 @@ impl Portcullis {
         tracing::info!(
             listen = %self.listener.local_addr().expect("bound"),
             admin_listen = %admin_listener_addr,
+            redirect_listen = redirect_addr.map(|addr| addr.to_string()),
             routes = self.config.routes.len(),
             workers = worker_count,
             tls = acceptor.is_some(),
@@ -196,6 +208,9 @@ impl Portcullis {
         }
         let _ = admin_stop.send(true);
         let _ = admin_task.await;
+        if let Some(redirects) = redirects {
+            let _ = redirects.await;
+        }
         Ok(())
     }
 
@@ -205,12 +220,14 @@ impl Portcullis {
     }
 }
 
-async fn serve_admin(listener: TcpListener, app: axum::Router, mut stop: watch::Receiver<bool>) {
+/// Serves one of the gateway's own small listeners (`what`: the admin one, the https
+/// redirects) until `stop`.
+async fn serve_router(listener: TcpListener, app: axum::Router, mut stop: watch::Receiver<bool>, what: &'static str) {
     let stopped = async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
-        tracing::error!(error = %err, "admin listener failed");
+        tracing::error!(error = %err, listener = what, "listener failed");
     }
 }

@@ -36,6 +36,12 @@ struct Running {
 }
 
 async fn run(ca: &TestCa, name: &str) -> Running {
+    run_with(ca, name, "").await.0
+}
+
+/// As [`run`], with `tls_extra` added to `[server.tls]`; also the log line that said
+/// the gateway listens.
+async fn run_with(ca: &TestCa, name: &str, tls_extra: &str) -> (Running, serde_json::Value) {
     let app = common::upstream::echo().await;
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = ca.leaf(name, (-1, 30));
@@ -45,7 +51,7 @@ async fn run(ca: &TestCa, name: &str) -> Running {
     let config = dir.path().join("portcullis.toml");
     let toml = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[server.tls]\ncert_file = {:?}\nkey_file = {:?}\n\
-         [[route]]\nprefix = \"/\"\nupstream = \"http://{app}\"\n",
+         {tls_extra}\n[[route]]\nprefix = \"/\"\nupstream = \"http://{app}\"\n",
         cert_file.display().to_string(),
         key_file.display().to_string(),
     );
@@ -53,15 +59,16 @@ async fn run(ca: &TestCa, name: &str) -> Running {
     let (child, lines) = common::spawn_with_lines(
         std::process::Command::new(env!("CARGO_BIN_EXE_portcullis")).args(["run", "--config"]).arg(&config),
     );
-    let addr = loop {
+    let listening = loop {
         let line = lines.recv_timeout(common::BOUND).expect("the gateway starts");
         let line: serde_json::Value = serde_json::from_str(&line).unwrap();
         if line["message"] == "portcullis is listening" {
             assert_eq!(line["tls"], true);
-            break line["listen"].as_str().unwrap().to_owned();
+            break line;
         }
     };
-    Running { _child: child, lines, addr, cert_file, key_file, _dir: dir }
+    let addr = listening["listen"].as_str().unwrap().to_owned();
+    (Running { _child: child, lines, addr, cert_file, key_file, _dir: dir }, listening)
 }
 
 /// A TLS connection to `addr`: the certificate the server presented, and the protocol
@@ -221,4 +228,24 @@ fn check_names_an_expired_certificate_a_foreign_key_and_a_missing_file() {
     );
     let Err(ConfigError::Invalid(problems)) = only_cert else { panic!("a cert without a key") };
     assert_eq!(problems[0].key, "server.tls.key_file");
+}
+
+#[tokio::test]
+async fn hsts_on_every_answer_and_plain_http_redirected_to_https() {
+    let ca = TestCa::new();
+    let (gateway, listening) =
+        run_with(&ca, "first", "hsts = \"max-age=31536000\"\nredirect_listen = \"127.0.0.1:0\"").await;
+    let (stream, _, _) = connect(&ca.client(b"http/1.1"), &gateway.addr).await;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    let response = sender.send_request(get("/page")).await.unwrap();
+    assert_eq!(response.headers()["strict-transport-security"], "max-age=31536000");
+
+    let redirects = listening["redirect_listen"].as_str().expect("the redirect listener's address is logged");
+    let https_port = gateway.addr.rsplit_once(':').unwrap().1;
+    let reply = common::get(&format!("http://{redirects}/a/b?c=1"), &[("host", "app.example:8080")]).await;
+    assert_eq!(reply.status, 308);
+    assert_eq!(reply.header("location"), Some(format!("https://app.example:{https_port}/a/b?c=1").as_str()));
+    let reply = common::get(&format!("http://{redirects}/"), &[("host", "evil.example/@x")]).await;
+    assert_eq!(reply.status, 400, "a Host that is no authority is not redirected to");
 }

@@ -179,7 +179,16 @@ pub struct ServerConfig {
     pub case_insensitive_routes: bool,
     pub limits: RequestLimits,
     /// HTTPS on `listen` (`[server.tls]`); `None`: plain HTTP.
-    pub tls: Option<crate::tls::TlsFiles>,
+    pub tls: Option<ServerTlsConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerTlsConfig {
+    pub files: crate::tls::TlsFiles,
+    /// `Strict-Transport-Security` on every answer.
+    pub hsts: Option<http::HeaderValue>,
+    /// A plain-HTTP listener answering every request with a redirect to https.
+    pub redirect_listen: Option<SocketAddr>,
 }
 
 /// Bounds on what a client may send before the gateway looks at it; beyond them, 431.

@@ -49,6 +49,10 @@ pub struct RawServer {
 pub struct RawServerTls {
     pub cert_file: String,
     pub key_file: String,
+    /// `Strict-Transport-Security` on every answer; empty: none.
+    pub hsts: String,
+    /// A plain-HTTP listener that only redirects to https; empty: none.
+    pub redirect_listen: String,
 }
 
 impl Default for RawServer {

@@ -4,8 +4,8 @@
 use super::raw::{RawConfig, RawProvider, RawRoute, RawServerTls, RawUpstreamTls};
 use super::{
     AuthConfig, BearerConfig, Config, ForwardAuthConfig, IdentityConfig, LogConfig, LogFormat, OtlpConfig, Problem,
-    ProviderConfig, ProviderKind, RedisConfig, RequestLimits, RouteConfig, RoutePolicy, ServerConfig, SessionConfig,
-    StoreKind, UpstreamConfig, UpstreamTarget,
+    ProviderConfig, ProviderKind, RedisConfig, RequestLimits, RouteConfig, RoutePolicy, ServerConfig, ServerTlsConfig,
+    SessionConfig, StoreKind, UpstreamConfig, UpstreamTarget,
 };
 use crate::oidc::metadata::CognitoIssuer;
 use crate::secret::Secret;
@@ -654,9 +654,18 @@ impl Checker<'_> {
     }
 
     /// Both files or neither; both are read and checked now, as at startup.
-    fn tls(&mut self, raw: &RawServerTls) -> Option<TlsFiles> {
+    fn tls(&mut self, raw: &RawServerTls) -> Option<ServerTlsConfig> {
         let files = match (raw.cert_file.as_str(), raw.key_file.as_str()) {
-            ("", "") => return None,
+            ("", "") => {
+                for (key, value) in
+                    [("server.tls.hsts", &raw.hsts), ("server.tls.redirect_listen", &raw.redirect_listen)]
+                {
+                    if !value.is_empty() {
+                        self.fail(key, "needs server.tls.cert_file and key_file (HTTPS on server.listen)");
+                    }
+                }
+                return None;
+            }
             (_, "") => {
                 self.fail("server.tls.key_file", "is required with server.tls.cert_file (the certificate's key, PEM)");
                 return None;
@@ -674,7 +683,22 @@ impl Checker<'_> {
             };
             self.fail(key, err.to_string());
         }
-        Some(files)
+        let hsts = match raw.hsts.as_str() {
+            "" => None,
+            value => match http::HeaderValue::from_str(value) {
+                Ok(header) if value.starts_with("max-age=") => Some(header),
+                _ => {
+                    self.fail(
+                        "server.tls.hsts",
+                        format!("{value:?} is not a Strict-Transport-Security value (e.g. \"max-age=31536000\")"),
+                    );
+                    None
+                }
+            },
+        };
+        let redirect_listen = (!raw.redirect_listen.is_empty())
+            .then(|| self.socket_addr("server.tls.redirect_listen", &raw.redirect_listen));
+        Some(ServerTlsConfig { files, hsts, redirect_listen })
     }
 
     /// `10.0.0.0/8`, or one address (`10.1.2.3`, `::1`).

@@ -3,6 +3,7 @@
 //! `reload.rs`), and to `https://` upstreams (`upstream.rs`).
 
 pub mod certificate;
+pub mod redirect;
 pub mod reload;
 pub mod upstream;
 
