@@ -76,12 +76,13 @@ async fn a_person_signs_in_uses_the_app_and_signs_out() {
     signs_in_uses_the_app_and_signs_out(browser, demo).await;
 }
 
-/// The same, over HTTPS terminated by the gateway (`[server.tls]`), its test CA's
-/// certificate trusted by Chromium.
+/// The same, over HTTPS terminated by the gateway (`[server.tls]`), with the test CA
+/// trusted by Chromium (in the NSS database of its home).
 #[tokio::test]
 async fn a_person_signs_in_over_https_terminated_by_the_gateway() {
-    let (_driver, driver_port) = chromedriver().await;
     let ca = common::tls::TestCa::new();
+    let home = common::chrome::home_trusting(&ca.pem());
+    let (_driver, driver_port) = common::chrome::chromedriver_at_home(Some(home.path())).await;
     let (cert, key) = ca.leaf("localhost", (-1, 30));
     let dir = tempfile::tempdir().unwrap();
     let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
@@ -89,8 +90,7 @@ async fn a_person_signs_in_over_https_terminated_by_the_gateway() {
     std::fs::write(&key_file, &key).unwrap();
     let demo = demo(Some((&cert_file, &key_file))).await;
     assert!(demo.2.starts_with("https://"));
-    let trust = format!("--ignore-certificate-errors-spki-list={}", common::tls::spki_hash(&cert));
-    let browser = chromium(driver_port, &[trust]).await;
+    let browser = chromium(driver_port, &[]).await;
     signs_in_uses_the_app_and_signs_out(browser, demo).await;
 }
 

@@ -21,14 +21,7 @@ fn files(dir: &tempfile::TempDir, texts: &[(&str, &str)]) -> Vec<String> {
 }
 
 fn ca_pem(ca: &TestCa) -> String {
-    pem_of(&ca.der)
-}
-
-fn pem_of(der: &[u8]) -> String {
-    use base64::Engine;
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = body.as_bytes().chunks(64).map(|chunk| std::str::from_utf8(chunk).unwrap()).collect();
-    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
+    ca.pem()
 }
 
 #[tokio::test]

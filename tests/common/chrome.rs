@@ -9,6 +9,12 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// chromedriver on a free port; killed when dropped.
 pub async fn chromedriver() -> (crate::common::ChildGuard, u16) {
+    chromedriver_at_home(None).await
+}
+
+/// As [`chromedriver`], with `HOME` set to `home` for it and the Chromium it starts
+/// (which reads the certificates it trusts from `$HOME/.pki/nssdb`).
+pub async fn chromedriver_at_home(home: Option<&std::path::Path>) -> (crate::common::ChildGuard, u16) {
     for needed in [CHROMIUM, CHROMEDRIVER] {
         assert!(
             std::path::Path::new(needed).exists(),
@@ -16,7 +22,11 @@ pub async fn chromedriver() -> (crate::common::ChildGuard, u16) {
         );
     }
     let port = crate::common::free_port();
-    let child = std::process::Command::new(CHROMEDRIVER)
+    let mut command = std::process::Command::new(CHROMEDRIVER);
+    if let Some(home) = home {
+        command.env("HOME", home);
+    }
+    let child = command
         .arg(format!("--port={port}"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -28,6 +38,26 @@ pub async fn chromedriver() -> (crate::common::ChildGuard, u16) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     (crate::common::ChildGuard(child), port)
+}
+
+/// A home whose NSS database (`.pki/nssdb`) trusts the CA certificate `ca_pem` for
+/// websites, as an administrator would install it: made with NSS's `certutil`.
+pub fn home_trusting(ca_pem: &str) -> tempfile::TempDir {
+    const CERTUTIL: &str = "/usr/bin/certutil";
+    assert!(std::path::Path::new(CERTUTIL).exists(), "{CERTUTIL} is missing: install libnss3-tools (./.ci/run does)");
+    let home = tempfile::tempdir().unwrap();
+    let db = home.path().join(".pki/nssdb");
+    std::fs::create_dir_all(&db).unwrap();
+    let ca = home.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let database = format!("sql:{}", db.display());
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new(CERTUTIL).args(args).status().expect("certutil runs");
+        assert!(status.success(), "certutil {args:?} failed");
+    };
+    run(&["-d", &database, "-N", "--empty-password"]);
+    run(&["-d", &database, "-A", "-t", "C,,", "-n", "portcullis-test-ca", "-i", &ca.display().to_string()]);
+    home
 }
 
 /// A headless Chromium session, with `extra` command-line switches.

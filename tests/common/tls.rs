@@ -36,6 +36,13 @@ impl TestCa {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// The CA's certificate, PEM.
+    pub fn pem(&self) -> String {
+        let body = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &self.der);
+        let lines: Vec<&str> = body.as_bytes().chunks(64).map(|chunk| std::str::from_utf8(chunk).unwrap()).collect();
+        format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
+    }
+
     pub fn client(&self, alpn: &[u8]) -> TlsConnector {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.der.clone()).unwrap();
@@ -48,16 +55,6 @@ impl TestCa {
         config.alpn_protocols = vec![alpn.to_vec()];
         TlsConnector::from(Arc::new(config))
     }
-}
-
-/// What Chromium's `--ignore-certificate-errors-spki-list` names a certificate by:
-/// base64 of the SHA-256 of its public key info.
-pub fn spki_hash(cert_pem: &str) -> String {
-    use base64::Engine;
-    use sha2::Digest;
-    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
-    let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
-    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(parsed.tbs_certificate.subject_pki.raw))
 }
 
 /// An upstream over TLS with the certificate `cert_pem`/`key_pem`, answering as
