@@ -165,7 +165,8 @@ impl Original {
             .ok()
             .filter(|uri: &Uri| uri.scheme().is_none() && uri.path().starts_with('/'))
             .ok_or(GatewayError::UnknownOriginalRequest("the original URI is not a path"))?;
-        normalize(&mut uri)?;
+        // As the gateway normalizes its own requests: routes match alike both ways.
+        path::normalize_uri(&mut uri)?;
         let method = match (single(headers, &X_FORWARDED_METHOD)?, single(headers, &X_ORIGINAL_METHOD)?) {
             (Some(one), Some(other)) if one != other => {
                 return Err(GatewayError::UnknownOriginalRequest("the descriptions of the original method disagree"));
@@ -195,21 +196,6 @@ fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a st
         }
         (Some(_), Some(_)) => Err(GatewayError::UnknownOriginalRequest("a forwarded header is repeated")),
     }
-}
-
-/// The original path as the gateway would see it, so routes match alike both ways.
-fn normalize(uri: &mut Uri) -> Result<(), GatewayError> {
-    let normal = match path::normalize(uri.path())? {
-        std::borrow::Cow::Borrowed(_) => return Ok(()),
-        std::borrow::Cow::Owned(normal) => normal,
-    };
-    let path_and_query = match uri.query() {
-        Some(query) => format!("{normal}?{query}"),
-        None => normal,
-    };
-    *uri =
-        path_and_query.parse().map_err(|_| GatewayError::UnknownOriginalRequest("the original URI is not a path"))?;
-    Ok(())
 }
 
 /// The login redirect as an absolute URL on the public origin: Traefik reads a

@@ -28,7 +28,6 @@ use http::{HeaderMap, HeaderValue};
 use http::{Method, Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -149,19 +148,14 @@ impl Gateway {
             response.headers_mut().insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
         let elapsed = started.elapsed();
-        let metrics = match route {
-            Some(route) => &route.metrics,
-            None if let Some(verifier) = verifier => &verifier.metrics,
-            None if is_auth_endpoint => &self.auth_endpoints,
-            None => &self.unrouted,
+        // Where the request is counted, and the label its log line and span carry.
+        let (metrics, route_label) = match route {
+            Some(route) => (&route.metrics, route.prefix.as_str()),
+            None if let Some(verifier) = verifier => (&verifier.metrics, forward_auth::VERIFY),
+            None if is_auth_endpoint => (&self.auth_endpoints, AUTH_ROUTE),
+            None => (&self.unrouted, NO_ROUTE),
         };
         metrics.record(response.status(), elapsed);
-        let route_label = match route {
-            Some(route) => route.prefix.as_str(),
-            None if verifier.is_some() => forward_auth::VERIFY,
-            None if is_auth_endpoint => AUTH_ROUTE,
-            None => NO_ROUTE,
-        };
         if let (Some(spans), Some((started_at, method))) = (&self.spans, span_start) {
             spans.record(RequestSpan {
                 trace: &trace,
@@ -297,18 +291,5 @@ fn refuse_early(method: &Method, uri: &mut Uri, headers: &HeaderMap, cookies: &R
     if cookies.exceeded() {
         return Some(GatewayError::CookiesTooLarge);
     }
-    let normal = match path::normalize(uri.path()) {
-        Ok(Cow::Borrowed(_)) => return None,
-        Ok(Cow::Owned(normal)) => normal,
-        Err(err) => return Some(err.into()),
-    };
-    let mut parts = uri.clone().into_parts();
-    let path_and_query = match uri.query() {
-        Some(query) => format!("{normal}?{query}"),
-        None => normal,
-    };
-    // A normalized path only loses or decodes characters, so it always parses again.
-    parts.path_and_query = Some(path_and_query.parse().expect("a normalized path is a valid path"));
-    *uri = Uri::from_parts(parts).expect("the same URI with another path");
-    None
+    path::normalize_uri(uri).err().map(GatewayError::from)
 }

@@ -253,13 +253,7 @@ async fn start() -> (Setup, Arc<AtomicUsize>) {
     let origin = format!("http://127.0.0.1:{port}");
     let idp = DevIdp::start(Settings {
         clients: vec![
-            ClientSettings {
-                client_id: CLIENT.into(),
-                client_secret: Some("test-secret".into()),
-                callback_urls: vec![format!("{origin}/auth/callback")],
-                logout_urls: vec![format!("{origin}/")],
-                allowed_scopes: vec!["openid".into(), "email".into(), "profile".into()],
-            },
+            common::browser::client_at(&origin),
             // A public client (a CLI) whose access tokens the gateway accepts as Bearer.
             ClientSettings {
                 client_id: CLI.into(),

@@ -20,8 +20,15 @@ fn files(dir: &tempfile::TempDir, texts: &[(&str, &str)]) -> Vec<String> {
         .collect()
 }
 
-fn ca_pem(ca: &TestCa) -> String {
-    ca.pem()
+/// A gateway (one worker: each worker has a pool of its own) whose route `/` goes to
+/// `url`, trusting `ca`, written into `dir`.
+async fn trusting(ca: &TestCa, url: &str, dir: &tempfile::TempDir) -> common::TestGateway {
+    let paths = files(dir, &[("ca.pem", &ca.pem())]);
+    common::ConfigBuilder::new()
+        .server("workers = 1")
+        .route_with("/", url, &format!("ca_file = {:?}", paths[0]))
+        .start()
+        .await
 }
 
 #[tokio::test]
@@ -30,13 +37,7 @@ async fn an_https_upstream_with_a_private_ca_is_verified_and_its_connections_poo
     let (cert, key) = ca.leaf("upstream", (-1, 30));
     let (upstream, connections) = echo_over_tls(&cert, &key, None).await;
     let dir = tempfile::tempdir().unwrap();
-    let paths = files(&dir, &[("ca.pem", &ca_pem(&ca))]);
-    // One worker: each worker has a pool of its own.
-    let gateway = common::ConfigBuilder::new()
-        .server("workers = 1")
-        .route_with("/", &format!("https://localhost:{}", upstream.port()), &format!("ca_file = {:?}", paths[0]))
-        .start()
-        .await;
+    let gateway = trusting(&ca, &format!("https://localhost:{}", upstream.port()), &dir).await;
     for round in 0..3 {
         let reply = common::get(&gateway.url(&format!("/round/{round}")), &[]).await;
         assert_eq!(reply.status, 200, "{}", reply.text());
@@ -58,7 +59,7 @@ async fn mutual_tls_presents_the_configured_client_certificate() {
     let (upstream, _) = echo_over_tls(&cert, &key, Some(&ca)).await;
     let (client_cert, client_key) = ca.leaf("portcullis-client", (-1, 30));
     let dir = tempfile::tempdir().unwrap();
-    let paths = files(&dir, &[("ca.pem", &ca_pem(&ca)), ("client.crt", &client_cert), ("client.key", &client_key)]);
+    let paths = files(&dir, &[("ca.pem", &ca.pem()), ("client.crt", &client_cert), ("client.key", &client_key)]);
     let url = format!("https://127.0.0.1:{}", upstream.port());
 
     let without =
@@ -88,11 +89,7 @@ async fn an_untrusted_upstream_certificate_is_a_502_naming_nothing_about_it() {
     let (cert, key) = other.leaf("impostor", (-1, 30));
     let (upstream, _) = echo_over_tls(&cert, &key, None).await;
     let dir = tempfile::tempdir().unwrap();
-    let paths = files(&dir, &[("ca.pem", &ca_pem(&trusted))]);
-    let gateway = common::ConfigBuilder::new()
-        .route_with("/", &format!("https://localhost:{}", upstream.port()), &format!("ca_file = {:?}", paths[0]))
-        .start()
-        .await;
+    let gateway = trusting(&trusted, &format!("https://localhost:{}", upstream.port()), &dir).await;
     let reply = common::get(&gateway.url("/"), &[]).await;
     assert_eq!(reply.status, 502);
     assert_eq!(reply.json()["error"], "upstream_tls");
@@ -113,7 +110,7 @@ async fn routes_with_their_own_client_certificates_never_share_a_connection() {
     let paths = files(
         &dir,
         &[
-            ("ca.pem", &ca_pem(&ca)),
+            ("ca.pem", &ca.pem()),
             ("alpha.crt", &alpha_cert),
             ("alpha.key", &alpha_key),
             ("beta.crt", &beta_cert),
@@ -146,11 +143,7 @@ async fn an_ipv6_literal_upstream_is_verified_by_its_address() {
     let (cert, key) = ca.leaf("upstream", (-1, 30));
     let (upstream, _) = echo_over_tls_on("[::1]:0", &cert, &key, None, false).await;
     let dir = tempfile::tempdir().unwrap();
-    let paths = files(&dir, &[("ca.pem", &ca_pem(&ca))]);
-    let gateway = common::ConfigBuilder::new()
-        .route_with("/", &format!("https://[::1]:{}", upstream.port()), &format!("ca_file = {:?}", paths[0]))
-        .start()
-        .await;
+    let gateway = trusting(&ca, &format!("https://[::1]:{}", upstream.port()), &dir).await;
     let reply = common::get(&gateway.url("/six"), &[]).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["uri"], "/six");
@@ -162,12 +155,7 @@ async fn an_upstream_that_chooses_http2_gets_one_multiplexed_connection() {
     let (cert, key) = ca.leaf("upstream", (-1, 30));
     let (upstream, connections) = echo_over_tls_on("127.0.0.1:0", &cert, &key, None, true).await;
     let dir = tempfile::tempdir().unwrap();
-    let paths = files(&dir, &[("ca.pem", &ca_pem(&ca))]);
-    let gateway = common::ConfigBuilder::new()
-        .server("workers = 1")
-        .route_with("/", &format!("https://localhost:{}", upstream.port()), &format!("ca_file = {:?}", paths[0]))
-        .start()
-        .await;
+    let gateway = trusting(&ca, &format!("https://localhost:{}", upstream.port()), &dir).await;
     let first = common::get(&gateway.url("/first?q=1"), &[("x-custom", "kept")]).await;
     assert_eq!(first.status, 200, "{}", first.text());
     let echo = first.json();

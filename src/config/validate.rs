@@ -619,18 +619,7 @@ impl Checker<'_> {
                 &global.client_key_file,
             )
         };
-        let client = match (cert_file.as_str(), key_file.as_str()) {
-            ("", "") => None,
-            ("", _) => {
-                self.fail(cert_key, "is required with a client key (PEM, chain included)");
-                return None;
-            }
-            (_, "") => {
-                self.fail(key_key, "is required with a client certificate (its key, PEM)");
-                return None;
-            }
-            (cert, key) => Some(TlsFiles { cert_file: cert.into(), key_file: key.into() }),
-        };
+        let client = self.pem_pair((&cert_key, cert_file), (&key_key, key_file)).ok()?;
         let files = UpstreamTlsFiles { ca_file: (!ca_file.is_empty()).then(|| ca_file.into()), client };
         // Routes with the same files share one client, so their connections share a
         // pool; a file's problem is reported once.
@@ -653,10 +642,29 @@ impl Checker<'_> {
         }
     }
 
+    /// A certificate's file and its key's, both or neither (`Ok(None)`); one alone is a
+    /// problem named by the missing one's key. `(key, value)` each.
+    fn pem_pair(&mut self, cert: (&str, &str), key: (&str, &str)) -> Result<Option<TlsFiles>, ()> {
+        match (cert.1, key.1) {
+            ("", "") => Ok(None),
+            ("", _) => {
+                self.fail(cert.0, format!("is required with {} (the certificate, PEM, chain included)", key.0));
+                Err(())
+            }
+            (_, "") => {
+                self.fail(key.0, format!("is required with {} (the certificate's private key, PEM)", cert.0));
+                Err(())
+            }
+            (cert_file, key_file) => Ok(Some(TlsFiles { cert_file: cert_file.into(), key_file: key_file.into() })),
+        }
+    }
+
     /// Both files or neither; both are read and checked now, as at startup.
     fn tls(&mut self, raw: &RawServerTls) -> Option<ServerTlsConfig> {
-        let files = match (raw.cert_file.as_str(), raw.key_file.as_str()) {
-            ("", "") => {
+        let pair = self.pem_pair(("server.tls.cert_file", &raw.cert_file), ("server.tls.key_file", &raw.key_file));
+        let files = match pair {
+            Ok(Some(files)) => files,
+            Ok(None) => {
                 for (key, value) in
                     [("server.tls.hsts", &raw.hsts), ("server.tls.redirect_listen", &raw.redirect_listen)]
                 {
@@ -666,15 +674,7 @@ impl Checker<'_> {
                 }
                 return None;
             }
-            (_, "") => {
-                self.fail("server.tls.key_file", "is required with server.tls.cert_file (the certificate's key, PEM)");
-                return None;
-            }
-            ("", _) => {
-                self.fail("server.tls.cert_file", "is required with server.tls.key_file (PEM, chain included)");
-                return None;
-            }
-            (cert, key) => TlsFiles { cert_file: cert.into(), key_file: key.into() },
+            Err(()) => return None,
         };
         if let Err(err) = crate::tls::certificate::load(&files, std::time::SystemTime::now()) {
             let key = match err.which {

@@ -105,7 +105,11 @@ impl UpstreamClient {
         // A protocol upgrade needs HTTP/1.1 (its own connection); anything else to a TLS
         // upstream rides its HTTP/2 connection when the upstream chose `h2`.
         let upgrade = request.headers().contains_key(http::header::UPGRADE);
-        if !upgrade && let Some(multiplexed) = self.pool.multiplexed(upstream.index) {
+        // Plain-HTTP upstreams never have one: no lock taken for them.
+        if !upgrade
+            && upstream.tls.is_some()
+            && let Some(multiplexed) = self.pool.multiplexed(upstream.index)
+        {
             return send_multiplexed(multiplexed, upstream, request).await;
         }
         loop {

@@ -57,6 +57,24 @@ impl PathError {
     }
 }
 
+/// Replaces `uri`'s path by its normalized form ([`normalize`]); its query (and any
+/// scheme and authority) stay. Untouched when the path already is normal.
+pub fn normalize_uri(uri: &mut http::Uri) -> Result<(), PathError> {
+    let normal = match normalize(uri.path())? {
+        Cow::Borrowed(_) => return Ok(()),
+        Cow::Owned(normal) => normal,
+    };
+    let mut parts = uri.clone().into_parts();
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{normal}?{query}"),
+        None => normal,
+    };
+    // A normalized path only loses or decodes characters, so it always parses again.
+    parts.path_and_query = Some(path_and_query.parse().expect("a normalized path is a valid path"));
+    *uri = http::Uri::from_parts(parts).expect("the same URI with another path");
+    Ok(())
+}
+
 /// The normalized form of `path`; borrowed when it already is normal (the common case).
 pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
     let bytes = path.as_bytes();

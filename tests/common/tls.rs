@@ -10,6 +10,8 @@ use tokio_rustls::TlsConnector;
 pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
     pub der: CertificateDer<'static>,
+    /// The CA's certificate, PEM.
+    pem: String,
 }
 
 impl TestCa {
@@ -19,7 +21,7 @@ impl TestCa {
         params.distinguished_name.push(DnType::CommonName, "Portcullis test CA");
         let key = KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
-        Self { der: cert.der().clone(), issuer: Issuer::new(params, key) }
+        Self { der: cert.der().clone(), pem: cert.pem(), issuer: Issuer::new(params, key) }
     }
 
     /// A certificate for 127.0.0.1 and localhost, named `name`, valid from
@@ -38,9 +40,7 @@ impl TestCa {
 
     /// The CA's certificate, PEM.
     pub fn pem(&self) -> String {
-        let body = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &self.der);
-        let lines: Vec<&str> = body.as_bytes().chunks(64).map(|chunk| std::str::from_utf8(chunk).unwrap()).collect();
-        format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
+        self.pem.clone()
     }
 
     pub fn client(&self, alpn: &[u8]) -> TlsConnector {
